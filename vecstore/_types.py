@@ -1,0 +1,205 @@
+"""Public value types: configuration, queries and results (all immutable)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ._errors import ConfigMismatchError
+
+
+class Distance(str, enum.Enum):
+    """How vectors are compared.  ``score`` in results is the cosine
+    similarity (higher is better), the dot product (higher is better) or the
+    Euclidean distance, not squared (lower is better)."""
+
+    COSINE = "cosine"
+    EUCLIDEAN = "euclidean"
+    DOT = "dot"
+
+    @classmethod
+    def parse(cls, value: Distance | str) -> Distance:
+        if isinstance(value, Distance):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value.lower())
+            except ValueError:
+                pass
+        raise ConfigMismatchError(
+            f"unknown distance {value!r}: use 'cosine', 'euclidean' or 'dot'"
+        )
+
+
+Durability = Literal["sync", "relaxed"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Store configuration, kept with the data.
+
+    ``dim=None`` takes the dimension from the first vector written.
+    ``durability="sync"`` makes every write call return only once it is on
+    disk (fsync); ``"relaxed"`` survives a process crash but may lose the
+    last writes on power loss.  ``seal_threshold`` is how many rows a
+    partition's growing (exactly searched) segment holds before it is sealed
+    into an HNSW segment in the background.
+    """
+
+    dim: int | None = None
+    distance: Distance | str = Distance.COSINE
+    hnsw_m: int = 16
+    ef_construction: int = 200
+    ef_search: int = 64
+    durability: Durability = "sync"
+    text_field: str | None = None
+    seal_threshold: int = 10_000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "distance", Distance.parse(self.distance))
+        if self.dim is not None and (
+            isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim <= 0
+        ):
+            raise ConfigMismatchError(f"dim must be a positive int or None, got {self.dim!r}")
+        for name in ("hnsw_m", "ef_construction", "ef_search", "seal_threshold"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
+                raise ConfigMismatchError(f"{name} must be a positive int, got {val!r}")
+        if self.durability not in ("sync", "relaxed"):
+            raise ConfigMismatchError(
+                f"durability must be 'sync' or 'relaxed', got {self.durability!r}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["distance"] = Distance.parse(self.distance).value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(frozen=True, init=False)
+class Query:
+    """A k-NN query.  Builder methods return new queries."""
+
+    vector: Any
+    k: int = 10
+    filter: str | Mapping[str, Any] | None = None
+    ef: int | None = None
+    include_vectors: bool = False
+    partitions: tuple[str, ...] | None = None
+
+    def __init__(
+        self,
+        vector: Any,
+        k: int = 10,
+        filter: str | Mapping[str, Any] | None = None,
+        ef: int | None = None,
+        include_vectors: bool = False,
+        partitions: Sequence[str] | None = None,
+    ) -> None:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise TypeError(f"k must be a positive int, got {k!r}")
+        if k <= 0:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef <= 0):
+            raise ValueError(f"ef must be a positive int or None, got {ef!r}")
+        if isinstance(partitions, str):
+            partitions = [partitions]
+        object.__setattr__(self, "vector", vector)
+        object.__setattr__(self, "k", k)
+        object.__setattr__(self, "filter", filter)
+        object.__setattr__(self, "ef", ef)
+        object.__setattr__(self, "include_vectors", bool(include_vectors))
+        object.__setattr__(
+            self, "partitions", None if partitions is None else tuple(partitions)
+        )
+
+    def _replace(self, **changes: Any) -> Query:
+        args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        args.update(changes)
+        return Query(**args)
+
+    def with_limit(self, k: int) -> Query:
+        return self._replace(k=k)
+
+    def with_filter(self, filter: str | Mapping[str, Any] | None) -> Query:
+        return self._replace(filter=filter)
+
+    def with_ef(self, ef: int | None) -> Query:
+        return self._replace(ef=ef)
+
+    def with_partitions(self, partitions: Sequence[str] | None) -> Query:
+        return self._replace(partitions=partitions)
+
+    def with_vectors(self, include: bool = True) -> Query:
+        return self._replace(include_vectors=include)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored record as of some version."""
+
+    id: str
+    vector: np.ndarray
+    metadata: dict[str, Any]
+    version: int
+    partition: str = "default"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One k-NN hit.  ``vector`` is set only with ``include_vectors=True``."""
+
+    id: str
+    score: float
+    metadata: dict[str, Any]
+    vector: np.ndarray | None = None
+    partition: str = "default"
+    version: int = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A point-in-time summary of the whole store (every partition)."""
+
+    total_vectors: int
+    dimension: int | None
+    distance: str
+    partitions: dict[str, int]
+    version: int
+    bytes_on_disk: int
+    sealed_segments: int
+    growing_vectors: int
+    indexing_pending: bool
+    path: str
+    read_only: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    timestamp: float
+    message: str | None
+    tag: str | None
+    ops: int
+
+
+@dataclass(frozen=True)
+class RecordVersion:
+    version: int
+    op: str
+    vector: np.ndarray | None
+    metadata: dict[str, Any] | None
