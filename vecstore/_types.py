@@ -164,7 +164,6 @@ class Result:
     metadata: dict[str, Any]
     vector: np.ndarray | None = None
     partition: str = "default"
-    version: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,34 @@
+"""vecstore: an embedded, crash-safe vector database for Python.
+
+>>> from vecstore import VecStore, Config              # doctest: +SKIP
+>>> with VecStore.open("my_vectors.db") as store:       # doctest: +SKIP
+...     store.upsert("id1", [0.1, 0.2, 0.3], {"category": "tech"})
+...     store.query([0.1, 0.2, 0.3], k=5)
+"""
+
+from ._async import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
+from ._errors import *  # noqa: F403
+from ._errors import __all__ as _error_names
+from ._snapshot import Snapshot
+from ._store import PartitionView, VecStore
+from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_error_names,
+    "AsyncPartitionView",
+    "AsyncSnapshot",
+    "AsyncVecStore",
+    "Config",
+    "Distance",
+    "PartitionView",
+    "Query",
+    "Record",
+    "RecordVersion",
+    "Result",
+    "Snapshot",
+    "Stats",
+    "VecStore",
+    "VersionInfo",
+]

@@ -1,0 +1,244 @@
+"""The trio store: ``AsyncVecStore``, its partition views and snapshots.
+
+``async with AsyncVecStore.open(path, config) as store:`` runs recovery in a
+worker thread, starts the writer actor in a nursery of its own (``ready``
+only after recovery), and on exit closes the mailbox and waits for the
+writer to answer everything already sent.  Reads run in worker threads
+(hnswlib releases the GIL, so queries proceed in parallel).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, Callable, TypeVar
+
+import trio
+
+from . import _requests as rq
+from ._engine import Engine
+from ._errors import ReadOnlyError, StoreClosedError
+from ._maint import backup_store, make_stats, partition_names
+from ._ops import WriteRequest
+from ._snapshot import DEFAULT, QueryLike, Snapshot
+from ._store import FilterLike
+from ._types import Config, Record, Result, Stats
+from ._validate import check_partition
+from ._writer import Writer
+
+T = TypeVar("T")
+
+
+async def _run(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kw))
+
+
+class AsyncSnapshot:
+    """Async twin of :class:`~vecstore.Snapshot` (same methods, awaited)."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.sync = snap
+
+    @property
+    def version(self) -> int:
+        return self.sync.version
+
+    def partition(self, name: str) -> AsyncSnapshot:
+        return AsyncSnapshot(self.sync.partition(name))
+
+    async def get(self, id: Any) -> Record | None:
+        return await _run(self.sync.get, id)
+
+    async def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+                    ef: int | None = None, include_vectors: bool | None = None,
+                    partitions: Sequence[str] | None = None) -> list[Result]:
+        return await _run(self.sync.query, query, k, filter, ef, include_vectors, partitions)
+
+    async def count(self, filter: FilterLike = None) -> int:
+        return await _run(self.sync.count, filter)
+
+    async def scan(self, filter: FilterLike = None, batch_size: int = 1000
+                   ) -> AsyncIterator[Record]:
+        it = self.sync.scan(filter, batch_size)
+        sentinel = object()
+        while True:
+            batch = await _run(lambda: [r for r, _ in zip(it, range(batch_size))] or sentinel)
+            if batch is sentinel:
+                return
+            for rec in batch:  # type: ignore[union-attr]
+                yield rec
+
+
+class _AsyncPartitionAPI:
+    _store: AsyncVecStore
+    _pname: str
+
+    @property
+    def name(self) -> str:
+        return self._pname
+
+    @property
+    def version(self) -> int:
+        return self._store._eng().state.version
+
+    async def snapshot(self, version: int | None = None) -> AsyncSnapshot:
+        eng = self._store._eng()
+        return AsyncSnapshot(Snapshot(eng, eng.state, version, self._pname))
+
+    def _snap(self) -> AsyncSnapshot:
+        eng = self._store._eng()
+        return AsyncSnapshot(Snapshot(eng, eng.state, None, self._pname))
+
+    async def upsert(self, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None, *,
+                     message: str | None = None) -> int:
+        eng = self._store._writable()
+        return await self._store._submit(  # type: ignore[no-any-return]
+            rq.upsert_one(eng, self._pname, id, vector, metadata, message))
+
+    async def upsert_many(self, items: Iterable[Any] | None = None, *,
+                          ids: Sequence[Any] | None = None, vectors: Any = None,
+                          metadata: Sequence[Any] | None = None,
+                          message: str | None = None) -> int:
+        eng = self._store._writable()
+        return await self._store._submit(  # type: ignore[no-any-return]
+            rq.upsert_many(eng, self._pname, items, ids, vectors, metadata, message))
+
+    async def delete(self, id: Any, *, message: str | None = None) -> bool:
+        self._store._writable()
+        return await self._store._submit(  # type: ignore[no-any-return]
+            rq.delete(self._pname, [id], message, single=True))
+
+    async def delete_many(self, ids: Iterable[Any] | None = None, *, filter: FilterLike = None,
+                          message: str | None = None) -> int:
+        self._store._writable()
+        targets = list(ids or [])
+        if filter is not None:
+            targets += [r.id async for r in self._snap().scan(filter)]
+        return await self._store._submit(  # type: ignore[no-any-return]
+            rq.delete(self._pname, targets, message, single=False))
+
+    async def get(self, id: Any) -> Record | None:
+        return await self._snap().get(id)
+
+    async def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+                    ef: int | None = None, include_vectors: bool | None = None,
+                    partitions: Sequence[str] | None = None) -> list[Result]:
+        return await self._snap().query(query, k, filter, ef, include_vectors, partitions)
+
+    async def count(self, filter: FilterLike = None) -> int:
+        return await self._snap().count(filter)
+
+    def scan(self, filter: FilterLike = None, batch_size: int = 1000) -> AsyncIterator[Record]:
+        return self._snap().scan(filter, batch_size)
+
+
+class AsyncPartitionView(_AsyncPartitionAPI):
+    def __init__(self, store: AsyncVecStore, name: str) -> None:
+        self._store = store
+        self._pname = check_partition(name)
+
+
+class AsyncVecStore(_AsyncPartitionAPI):
+    """The trio twin of :class:`~vecstore.VecStore`."""
+
+    def __init__(self, engine: Engine, writer: Writer | None) -> None:
+        self._engine: Engine | None = engine
+        self._writer = writer
+        self._store = self
+        self._pname = DEFAULT
+        self.path = engine.storage.path
+        self.read_only = engine.read_only
+
+    @staticmethod
+    def open(path: str | os.PathLike[str], config: Config | None = None, *,
+             read_only: bool = False) -> _Opener:
+        return _Opener(os.fspath(path), config, read_only)
+
+    def _eng(self) -> Engine:
+        if self._engine is None:
+            raise StoreClosedError(f"store {self.path!r} is closed")
+        return self._engine
+
+    def _writable(self) -> Engine:
+        eng = self._eng()
+        if self._writer is None:
+            raise ReadOnlyError(f"store {self.path!r} was opened read_only=True")
+        return eng
+
+    async def _submit(self, req: WriteRequest) -> Any:
+        self._writable()
+        assert self._writer is not None
+        return await self._writer.submit(req)
+
+    def partition(self, name: str) -> AsyncPartitionView:
+        return AsyncPartitionView(self, name)
+
+    async def partitions(self) -> list[str]:
+        return partition_names(self._eng().state)
+
+    async def drop_partition(self, name: str, *, message: str | None = None) -> bool:
+        return await self._submit(rq.drop_partition(name, message))  # type: ignore[no-any-return]
+
+    async def stats(self) -> Stats:
+        return await _run(make_stats, self._eng())
+
+    async def optimize(self) -> None:
+        self._writable()
+        assert self._writer is not None
+        await self._writer.optimize()
+
+    async def refresh(self) -> None:
+        eng = self._eng()
+        if self._writer is None:
+            await _run(eng.refresh)
+
+    async def backup(self, dest: str | os.PathLike[str]) -> None:
+        await _run(backup_store, self._eng(), os.fspath(dest))
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed so far (group commit makes this smaller
+        than the number of write calls)."""
+        return self._eng().commits
+
+
+class _Opener:
+    """``async with AsyncVecStore.open(...) as store``."""
+
+    def __init__(self, path: str, config: Config | None, read_only: bool) -> None:
+        self._args = (path, config, read_only)
+        self._store: AsyncVecStore | None = None
+        self._nursery_cm: Any = None
+
+    async def __aenter__(self) -> AsyncVecStore:
+        path, config, read_only = self._args
+        engine = await _run(Engine, path, config, read_only=read_only)
+        if read_only:
+            self._store = AsyncVecStore(engine, None)
+            return self._store
+        writer = Writer(engine)
+        self._nursery_cm = trio.open_nursery()
+        nursery = await self._nursery_cm.__aenter__()
+        try:
+            await nursery.start(writer.run)
+        except BaseException:
+            await self._nursery_cm.__aexit__(None, None, None)
+            engine.close()
+            raise
+        self._store = AsyncVecStore(engine, writer)
+        return self._store
+
+    async def __aexit__(self, *exc: Any) -> bool | None:
+        store = self._store
+        assert store is not None
+        try:
+            if store._writer is not None:
+                with trio.CancelScope(shield=True):
+                    await store._writer.aclose()
+                return await self._nursery_cm.__aexit__(*exc)  # type: ignore[no-any-return]
+            return None
+        finally:
+            eng, store._engine = store._engine, None
+            if eng is not None:
+                eng.close()

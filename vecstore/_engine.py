@@ -1,0 +1,415 @@
+"""The engine: owns the storage and the in-memory segments.
+
+Every mutating method (``commit``, ``finish_job``) is called by the writer
+only, one at a time, on a worker thread (LMDB write transactions must begin
+and end on one thread).  Readers only ever touch ``self.state``, an
+immutable :class:`State` swapped atomically after each change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import cbor2
+import lmdb
+import numpy as np
+
+from wal import WriteAheadLog
+
+from ._errors import ConfigMismatchError, VecStoreError
+from ._jobs import SegmentJob, segment_file_name, write_index_file
+from ._load import load
+from ._ops import Effects, TxnCtx, WriteRequest
+from ._records import Reader
+from ._segment import GrowingSegment, SealedSegment, prepare
+from ._state import PartMem, State
+from ._storage import Storage, k64
+from ._types import Config, Distance
+
+log = logging.getLogger("vecstore")
+MAX_SEGMENTS = 8  # more sealed segments than this in a partition triggers a merge
+
+
+class Engine:
+    def __init__(self, path: str, config: Config | None, *, read_only: bool) -> None:
+        sync = config is None or config.durability == "sync"
+        self.storage = Storage(path, read_only=read_only, sync=sync)
+        try:
+            self.read_only = read_only
+            self.wal = WriteAheadLog(self.storage.env, b"wal")
+            self._init_config(config)
+            self._holds = 0  # backups in progress: segment files must stay
+            self._deferred: list[str] = []
+            self._files_lock = threading.Lock()
+            self.commits = 0  # write transactions committed
+            self.write_calls = 0  # write requests answered
+            self.parts: dict[str, PartMem] = {}
+            self.by_pid: dict[int, PartMem] = {}
+            self._reload()
+            if not read_only:
+                self._collect_garbage()
+        except BaseException:
+            self.storage.close()
+            raise
+
+    # -- configuration --------------------------------------------------------
+
+    def _init_config(self, given: Config | None) -> None:
+        st = self.storage
+        with st.read() as txn:
+            stored = st.get_meta(txn, "config")
+        if stored is None:
+            if self.read_only:
+                stored = Config().to_dict()
+            else:
+                stored = (given or Config()).to_dict()
+
+                def init(txn: lmdb.Transaction) -> None:
+                    st.put_meta(txn, "config", stored)
+                    st.put_meta(txn, "format", 1)
+
+                st.write(init)
+        base = Config.from_dict(stored)
+        if given is not None:
+            if given.dim is not None and base.dim is not None and given.dim != base.dim:
+                raise ConfigMismatchError(
+                    f"store {st.path!r} holds {base.dim}-d vectors; opened with dim={given.dim}")
+            if Distance.parse(given.distance) is not Distance.parse(base.distance):
+                raise ConfigMismatchError(
+                    f"store {st.path!r} uses distance {Distance.parse(base.distance).value!r}; "
+                    f"opened with {Distance.parse(given.distance).value!r}")
+            runtime = given.to_dict()
+            runtime["dim"] = base.dim if base.dim is not None else given.dim
+            base = Config.from_dict(runtime)
+        self.stored_config = dict(stored)
+        self.config = base
+        self.distance = Distance.parse(base.distance)
+        self.dim: int | None = base.dim if stored.get("dim") is not None else None
+        if self.dim is None and given is not None and given.dim is not None and not self.read_only:
+            self.dim = given.dim
+            self.stored_config["dim"] = given.dim
+            st.write(lambda txn: st.put_meta(txn, "config", self.stored_config))
+
+    # -- loading ----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        st = self.storage
+        reuse = {seg.seg_id: seg.index for pm in self.parts.values() for seg in pm.sealed}
+        with st.read() as txn:
+            self.version = st.get_meta(txn, "version", 0)
+            self.next_rowid = st.get_meta(txn, "next_rowid", 0)
+            self.next_pid = st.get_meta(txn, "next_pid", 1)
+            self.next_seg = st.get_meta(txn, "next_seg", 1)
+            cfg = st.get_meta(txn, "config")
+            if cfg and cfg.get("dim") is not None:
+                self.dim = cfg["dim"]
+            loaded = load(self, txn, reuse)
+        self.last_seq = loaded.last_seq
+        self.parts = loaded.parts
+        self.by_pid = {pm.pid: pm for pm in self.parts.values()}
+        if loaded.repaired and not self.read_only:
+            self._save_repairs(loaded.repaired)
+        self.state = self._make_state()
+
+    def _save_repairs(self, repaired: list[tuple[int, dict[str, Any], Any]]) -> None:
+        st = self.storage
+        for seg_id, entry, index in repaired:
+            entry = dict(entry)
+            entry["crc"] = write_index_file(index, st.segment_path(entry["file"]))
+            st.write(lambda txn, e=entry, s=seg_id: txn.put(k64(s), cbor2.dumps(e),
+                                                             db=st.db("segs")))
+
+    def _collect_garbage(self) -> None:
+        keep = {seg.file for pm in self.parts.values() for seg in pm.sealed}
+        folder = os.path.join(self.storage.path, "segments")
+        for name in os.listdir(folder):
+            if name not in keep:
+                try:
+                    os.remove(os.path.join(folder, name))
+                except OSError:
+                    pass
+
+    def refresh(self) -> None:
+        """Pick up what another process committed (read-only stores)."""
+        with self.storage.read() as txn:
+            if self.storage.get_meta(txn, "version", 0) == self.version and \
+                    self.wal.last_seq(txn=txn) == self.last_seq:
+                return
+        if self.storage.db("parts") is None:
+            self.storage = self._reopen_dbs()
+        self._reload()
+
+    def _reopen_dbs(self) -> Storage:
+        st = self.storage
+        with st.env.begin() as txn:
+            for name in list(st.dbs):
+                if st.dbs[name] is None:
+                    try:
+                        st.dbs[name] = st.env.open_db(name.encode(), txn=txn, create=False)
+                    except lmdb.NotFoundError:
+                        pass
+        return st
+
+    # -- publishing ---------------------------------------------------------------
+
+    def _make_state(self, changed: Sequence[int] | None = None) -> State:
+        old = getattr(self, "state", None)
+        if old is None or changed is None:
+            parts = {pm.name: pm.state() for pm in self.parts.values()}
+        else:
+            parts = dict(old.parts)
+            for pid in changed:
+                pm = self.by_pid[pid]
+                parts[pm.name] = pm.state()
+        return State(self.version, parts, self.dim, self.distance)
+
+    # -- writing --------------------------------------------------------------------
+
+    def commit(self, reqs: list[WriteRequest]) -> list[Any]:
+        """Apply ``reqs`` in one transaction; one result (or exception) each."""
+        results: list[Any] = [None] * len(reqs)
+        todo = list(range(len(reqs)))
+        while todo:
+            failed: list[int] = []
+
+            def body(txn: lmdb.Transaction) -> TxnCtx:
+                ctx = TxnCtx(self, txn)
+                for i in todo:
+                    ctx.begin()
+                    try:
+                        results[i] = reqs[i].apply(ctx)
+                    except VecStoreError as exc:
+                        results[i] = exc
+                        failed.append(i)
+                        raise _Retry() from exc
+                    if ctx.cur is not None:
+                        if ctx.ops:
+                            ctx.end(reqs[i].message)
+                        else:
+                            ctx.abandon()
+                ctx.finish()
+                return ctx
+
+            try:
+                ctx = self.storage.write(body)
+            except _Retry:
+                todo = [i for i in todo if i not in failed]
+                continue
+            except VecStoreError as exc:
+                for i in todo:
+                    results[i] = exc
+                return results
+            self._adopt(ctx)
+            break
+        self.write_calls += len(reqs)
+        return results
+
+    def _adopt(self, ctx: TxnCtx) -> None:
+        """The transaction committed: bring memory in line with it."""
+        self.commits += 1
+        self.version = ctx.version
+        self.next_rowid = ctx.next_rowid
+        self.next_pid = ctx.next_pid
+        if ctx.dim != self.dim:
+            self.dim = ctx.dim
+            self.stored_config["dim"] = ctx.dim
+        for name, pid in ctx.new_parts.items():
+            pm = PartMem(pid, name, True)
+            self.parts[name] = self.by_pid[pid] = pm
+        for name in ctx.revived:
+            self.parts[name].live = True
+        for name in ctx.dropped:
+            self.parts[name].live = False
+        touched: set[int] = {self.parts[n].pid for n in (*ctx.new_parts, *ctx.revived, *ctx.dropped)}
+        for eff in ctx.done:
+            self._apply(eff, touched)
+            self.last_seq = eff.seq
+        self.state = self._make_state(sorted(touched))
+
+    def _apply(self, eff: Effects, touched: set[int]) -> None:
+        kills: dict[int, list[int]] = {}
+        for pid, rowid in eff.kills:
+            kills.setdefault(pid, []).append(rowid)
+        for pid, rowids in kills.items():
+            self._kill(self.by_pid[pid], np.asarray(rowids, np.int64), eff.version)
+            touched.add(pid)
+        for pid, r0, mat in eff.adds:
+            pm = self.by_pid[pid]
+            if pm.growing is None:
+                assert self.dim is not None
+                pm.growing = GrowingSegment(pid, self.dim, self.distance)
+            n = mat.shape[0]
+            pm.growing.append(np.arange(r0, r0 + n, dtype=np.int64),
+                              np.full(n, eff.version, np.int64), prepare(mat, self.distance))
+            pm.adds.append((r0, r0 + n - 1, eff.seq))
+            touched.add(pid)
+
+    def _kill(self, pm: PartMem, rowids: np.ndarray, version: int) -> None:
+        g = pm.growing
+        if g is not None and g.n:
+            sel = rowids > pm.upto
+            if sel.any():
+                pos = np.searchsorted(g.rowids[: g.n], rowids[sel])
+                g.kill(pos, version)
+                rowids = rowids[~sel]
+        for seg in pm.sealed:
+            if not rowids.size:
+                break
+            pos = np.minimum(np.searchsorted(seg.rowids, rowids), seg.n - 1)
+            hit = seg.rowids[pos] == rowids
+            if hit.any():
+                seg.kill(pos[hit], version)
+                rowids = rowids[~hit]
+        if rowids.size:
+            log.error("rows %s of partition %r not found in memory", rowids[:5], pm.name)
+
+    def live_ids_in(self, txn: lmdb.Transaction, pid: int) -> Iterator[tuple[str, int, int]]:
+        return Reader(self.storage, txn).live_ids(pid, 2**63 - 1)
+
+    # -- segment jobs -------------------------------------------------------------
+
+    def plan_jobs(self, force: bool = False, threads: int = 1) -> list[SegmentJob]:
+        """Jobs to start now: seals of full growing segments and merges of
+        partitions with too many segments (``force``: seal and merge all)."""
+        jobs = []
+        for pm in self.parts.values():
+            if pm.job is not None:
+                continue
+            grow = pm.growing.n if pm.growing is not None else 0
+            if force:
+                if grow == 0 and len(pm.sealed) <= 1:
+                    continue
+                job = self._job(pm, pm.sealed, grow, threads)
+            elif grow >= self.config.seal_threshold:
+                job = self._job(pm, [], grow, threads)
+            elif len(pm.sealed) > MAX_SEGMENTS:
+                small = sorted(pm.sealed, key=lambda s: s.n)[: MAX_SEGMENTS // 2]
+                job = self._job(pm, small, 0, threads)
+            else:
+                continue
+            pm.job = job
+            jobs.append(job)
+        return jobs
+
+    def _job(self, pm: PartMem, sources: list[SealedSegment], count: int,
+             threads: int) -> SegmentJob:
+        seg_id = self.next_seg
+        self.next_seg += 1
+        g = pm.growing
+        parts_r = [s.rowids for s in sources]
+        parts_b = [s.born for s in sources]
+        if count:
+            assert g is not None
+            parts_r.append(g.rowids[:count].copy())
+            parts_b.append(g.born[:count].copy())
+        rowids = np.concatenate(parts_r)
+        born = np.concatenate(parts_b)
+        order = None
+        if len(parts_r) > 1 and (np.diff(rowids) < 0).any():
+            order = np.argsort(rowids, kind="stable")
+            rowids, born = rowids[order], born[order]
+        cfg = self.config
+        return SegmentJob(
+            pm.pid, seg_id, list(sources), count,
+            g.vecs if (g is not None and count) else np.empty((0, self.dim or 1), np.float32),
+            rowids, born, order, self.storage.segment_path(segment_file_name(seg_id)),
+            self.distance, cfg.hnsw_m, cfg.ef_construction, threads)
+
+    def finish_job(self, job: SegmentJob) -> None:
+        """Record a built segment in the manifest and publish it (writer only)."""
+        pm = self.by_pid[job.pid]
+        g = pm.growing
+        died_parts = [s.died for s in job.sources]
+        if job.count:
+            assert g is not None
+            died_parts.append(g.died[: job.count].copy())
+        died = np.concatenate(died_parts)
+        if job.order is not None:
+            died = died[job.order]
+        seg = SealedSegment(job.seg_id, pm.pid, job.index, job.rowids, job.born,
+                            died.copy(), os.path.basename(job.path))
+        entry = {"pid": pm.pid, "file": seg.file, "n": seg.n, "crc": job.crc,
+                 "upto": max(pm.upto, job.cutoff), "dim": self.dim, "m": job.m,
+                 "efc": job.ef_construction}
+        cutoff = job.cutoff
+        new_adds = [a for a in pm.adds if a[1] > cutoff] if job.count else list(pm.adds)
+        old_first = {p.pid: p.first_growing_seq() for p in self.parts.values()}
+        old_first[pm.pid] = min((s for _a, _b, s in new_adds), default=None)
+        firsts = [s for s in old_first.values() if s is not None]
+        trunc = min(firsts) if firsts else self.last_seq + 1
+        st = self.storage
+
+        def body(txn: lmdb.Transaction) -> None:
+            key = k64(seg.seg_id)
+            txn.put(key, cbor2.dumps(entry), db=st.db("segs"))
+            txn.put(key, seg.rowids.astype("<i8").tobytes() + seg.born.astype("<i8").tobytes(),
+                    db=st.db("segrows"))
+            for src in job.sources:
+                txn.delete(k64(src.seg_id), db=st.db("segs"))
+                txn.delete(k64(src.seg_id), db=st.db("segrows"))
+            st.put_meta(txn, "next_seg", max(self.next_seg, seg.seg_id + 1))
+            self.wal.truncate(trunc, txn=txn)
+
+        st.write(body)
+        ids = {s.seg_id for s in job.sources}
+        pm.sealed = [s for s in pm.sealed if s.seg_id not in ids] + [seg]
+        pm.sealed.sort(key=lambda s: int(s.rowids[0]) if s.n else 0)
+        if job.count:
+            assert g is not None
+            pm.growing = g.tail_after(job.count)
+            pm.upto = max(pm.upto, cutoff)
+            pm.adds = new_adds
+        pm.job = None
+        self.state = self._make_state([pm.pid])
+        self._remove_files([st.segment_path(src.file) for src in job.sources])
+
+    @contextmanager
+    def hold_files(self) -> Iterator[None]:
+        """Keep segment files on disk (e.g. while a backup copies them)."""
+        with self._files_lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._files_lock:
+                self._holds -= 1
+                todo = self._deferred if self._holds == 0 else []
+                if self._holds == 0:
+                    self._deferred = []
+            self._remove_files(todo)
+
+    def _remove_files(self, paths: list[str]) -> None:
+        with self._files_lock:
+            if self._holds:
+                self._deferred.extend(paths)
+                return
+        for path in paths:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+    def abandon_job(self, job: SegmentJob) -> None:
+        self.by_pid[job.pid].job = None
+        try:
+            os.remove(job.path)
+        except OSError:
+            pass
+
+    # -- info ------------------------------------------------------------------------
+
+    def pending_rows(self) -> int:
+        return sum(pm.growing.n for pm in self.parts.values() if pm.growing is not None)
+
+    def close(self) -> None:
+        self.storage.close()
+
+
+class _Retry(Exception):
+    """Abort the transaction and run the batch again without a failed request."""
+

@@ -1,0 +1,96 @@
+"""Seal and merge jobs: build an hnswlib index off the writer's thread and
+write it to an immutable file (temp -> fsync -> rename -> fsync dir).
+
+A job is created by the writer (``Engine.plan_job``), built in a worker
+thread (``SegmentJob.build``, touches no LMDB state), and published by the
+writer (``Engine.finish_job``), which records it in the manifest.  A file
+that was written but never recorded is garbage and is removed at open.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._segment import SealedSegment, build_index
+from ._types import Distance
+
+
+def file_crc(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_index_file(index: Any, path: str) -> int:
+    """Save ``index`` durably at ``path``; return the file's CRC32."""
+    tmp = path + ".tmp"
+    index.save_index(tmp)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    crc = file_crc(tmp)
+    os.replace(tmp, path)
+    fsync_dir(os.path.dirname(path))
+    return crc
+
+
+def segment_file_name(seg_id: int) -> str:
+    return f"seg-{seg_id:016x}.hnsw"
+
+
+@dataclass
+class SegmentJob:
+    """Build one sealed segment from ``sources`` (sealed segments to merge)
+    plus the first ``count`` rows of the partition's growing segment."""
+
+    pid: int
+    seg_id: int
+    sources: list[SealedSegment]
+    count: int
+    growing_vecs: np.ndarray  # reference to the growing arrays at plan time
+    rowids: np.ndarray  # ascending
+    born: np.ndarray
+    order: np.ndarray | None  # permutation of the concatenated inputs into rowid order
+    path: str
+    distance: Distance
+    m: int
+    ef_construction: int
+    threads: int
+    index: Any = None
+    crc: int = 0
+    error: BaseException | None = None
+    done: Any = field(default=None)  # an event the runner sets when finished
+
+    @property
+    def cutoff(self) -> int:
+        """Highest growing rowid this job seals (-1 if none)."""
+        return int(self.rowids[-1]) if self.count else -1
+
+    def build(self) -> None:
+        mats = [seg.vectors(np.arange(seg.n)) for seg in self.sources]
+        if self.count:
+            mats.append(self.growing_vecs[: self.count])
+        vecs = np.concatenate(mats) if len(mats) > 1 else mats[0]
+        if self.order is not None:
+            vecs = vecs[self.order]
+        vecs = np.ascontiguousarray(vecs, dtype=np.float32)
+        self.index = build_index(vecs, self.distance, self.m, self.ef_construction,
+                                 self.threads, seed=self.seg_id & 0x7FFFFFFF)
+        self.crc = write_index_file(self.index, self.path)

@@ -1,0 +1,297 @@
+"""Segments: the in-memory search structures of one partition.
+
+A *growing* segment holds the newest rows in plain numpy arrays and is
+searched exactly.  A *sealed* segment is an immutable hnswlib index built in
+a worker thread and saved to its own file.  Both carry three int64 columns
+aligned with their positions: ``rowids`` (ascending), ``born`` and ``died``
+(versions).  A row is visible at version ``s`` iff ``born <= s < died``.
+
+Only the writer mutates ``died`` (from INF to a version newer than every
+published snapshot) and appends past a growing segment's published length,
+so readers need no locks: whatever they read is right for their version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import hnswlib
+import numpy as np
+
+from ._types import Distance
+
+INF = np.iinfo(np.int64).max
+SPACES = {Distance.COSINE: "cosine", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2"}
+# Below this many eligible rows a segment is scanned exactly.
+EXACT_BELOW = 1000
+# Over-fetching more than this share of a segment makes an exact scan cheaper.
+OVERFETCH_LIMIT = 0.25
+
+Hits = tuple[np.ndarray, np.ndarray]  # (distances float32, rowids int64), best first
+
+
+def prepare(mat: np.ndarray, distance: Distance) -> np.ndarray:
+    """Rows in the form searched: unit length under cosine, as-is otherwise."""
+    if distance is Distance.COSINE:
+        norms = np.sqrt(np.einsum("ij,ij->i", mat, mat, dtype=np.float64))
+        return (mat / norms[:, None]).astype(np.float32, copy=False)
+    return mat
+
+
+def to_scores(dist: np.ndarray, distance: Distance) -> np.ndarray:
+    """hnswlib distances -> API scores (similarity, dot, or L2 not squared)."""
+    if distance is Distance.EUCLIDEAN:
+        return np.sqrt(np.maximum(dist, 0.0))
+    return 1.0 - dist
+
+
+def exact_distances(vecs: np.ndarray, q: np.ndarray, distance: Distance,
+                    sqn: np.ndarray | None = None) -> np.ndarray:
+    """Distances in hnswlib's convention (lower is better)."""
+    dots = vecs @ q
+    if distance is Distance.EUCLIDEAN:
+        if sqn is None:
+            sqn = np.einsum("ij,ij->i", vecs, vecs)
+        return np.maximum(sqn - 2.0 * dots + float(q @ q), 0.0).astype(np.float32)
+    return (1.0 - dots).astype(np.float32)
+
+
+def top_k(dist: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k smallest distances, best first (ties by position)."""
+    if k >= dist.shape[0]:
+        return np.argsort(dist, kind="stable")
+    part = np.argpartition(dist, k - 1)[:k]
+    return part[np.lexsort((part, dist[part]))]
+
+
+def visible(born: np.ndarray, died: np.ndarray, version: int) -> np.ndarray:
+    return (born <= version) & (died > version)
+
+
+@dataclass(frozen=True, slots=True)
+class GrowingView:
+    """What a snapshot sees of a growing segment: arrays and a length."""
+
+    pid: int
+    vecs: np.ndarray
+    sqn: np.ndarray | None
+    rowids: np.ndarray
+    born: np.ndarray
+    died: np.ndarray
+    n: int
+    n_dead: int
+
+    def count_visible(self, version: int) -> int:
+        if self.n == 0:
+            return 0
+        if self.n_dead == 0 and self.born[self.n - 1] <= version:
+            return self.n
+        return int(visible(self.born[: self.n], self.died[: self.n], version).sum())
+
+    def eligible(self, version: int, mask: np.ndarray | None) -> np.ndarray | None:
+        """Boolean mask of rows to consider, or None for all n rows."""
+        n = self.n
+        if mask is None and self.n_dead == 0 and n and self.born[n - 1] <= version:
+            return None
+        vis = visible(self.born[:n], self.died[:n], version)
+        return vis if mask is None else vis & mask[:n]
+
+    def search(self, q: np.ndarray, k: int, ef: int, version: int, distance: Distance,
+               mask: np.ndarray | None = None) -> Hits:
+        n = self.n
+        if n == 0:
+            return _EMPTY
+        elig = self.eligible(version, mask)
+        if elig is None:
+            dist = exact_distances(self.vecs[:n], q, distance,
+                                   None if self.sqn is None else self.sqn[:n])
+            pos = top_k(dist, k)
+            return dist[pos], self.rowids[pos]
+        idx = np.flatnonzero(elig)
+        if idx.size == 0:
+            return _EMPTY
+        dist = exact_distances(self.vecs[idx], q, distance,
+                               None if self.sqn is None else self.sqn[idx])
+        pos = top_k(dist, k)
+        return dist[pos], self.rowids[idx[pos]]
+
+
+_EMPTY: Hits = (np.empty(0, np.float32), np.empty(0, np.int64))
+
+
+class GrowingSegment:
+    """The writer's mutable growing segment of one partition."""
+
+    def __init__(self, pid: int, dim: int, distance: Distance, capacity: int = 1024) -> None:
+        self.pid = pid
+        self.dim = dim
+        self.distance = distance
+        self.n = 0
+        self.n_dead = 0
+        self._alloc(max(capacity, 16))
+
+    def _alloc(self, cap: int) -> None:
+        old = getattr(self, "vecs", None)
+        vecs = np.empty((cap, self.dim), np.float32)
+        rowids = np.empty(cap, np.int64)
+        born = np.empty(cap, np.int64)
+        died = np.full(cap, INF, np.int64)
+        sqn = np.empty(cap, np.float32) if self.distance is Distance.EUCLIDEAN else None
+        if old is not None:
+            n = self.n
+            vecs[:n] = self.vecs[:n]
+            rowids[:n] = self.rowids[:n]
+            born[:n] = self.born[:n]
+            died[:n] = self.died[:n]
+            if sqn is not None:
+                sqn[:n] = self.sqn[:n]  # type: ignore[index]
+        self.vecs, self.rowids, self.born, self.died, self.sqn = vecs, rowids, born, died, sqn
+        self.cap = cap
+
+    def append(self, rowids: np.ndarray, born: np.ndarray, mat: np.ndarray) -> None:
+        """Append rows (already prepared for search).  Writer only."""
+        m = len(rowids)
+        if self.n + m > self.cap:
+            self._alloc(max(self.cap * 2, self.n + m))
+        s = slice(self.n, self.n + m)
+        self.vecs[s] = mat
+        self.rowids[s] = rowids
+        self.born[s] = born
+        self.died[s] = INF
+        if self.sqn is not None:
+            self.sqn[s] = np.einsum("ij,ij->i", mat, mat)
+        self.n += m
+
+    def view(self) -> GrowingView:
+        return GrowingView(self.pid, self.vecs, self.sqn, self.rowids, self.born,
+                           self.died, self.n, self.n_dead)
+
+    def kill(self, positions: np.ndarray, version: int) -> None:
+        self.died[positions] = version
+        self.n_dead += len(positions)
+
+    def tail_after(self, count: int) -> GrowingSegment:
+        """A new growing segment with the rows after the first ``count``."""
+        rest = GrowingSegment(self.pid, self.dim, self.distance, max(1024, self.n - count))
+        m = self.n - count
+        if m:
+            s = slice(count, self.n)
+            rest.vecs[:m] = self.vecs[s]
+            rest.rowids[:m] = self.rowids[s]
+            rest.born[:m] = self.born[s]
+            rest.died[:m] = self.died[s]
+            if rest.sqn is not None:
+                rest.sqn[:m] = self.sqn[s]  # type: ignore[index]
+            rest.n = m
+            rest.n_dead = int((rest.died[:m] != INF).sum())
+        return rest
+
+
+class SealedSegment:
+    """An immutable hnswlib index plus its row columns (``died`` aside)."""
+
+    __slots__ = ("seg_id", "pid", "index", "rowids", "born", "died", "n", "n_dead", "file")
+
+    def __init__(self, seg_id: int, pid: int, index: Any, rowids: np.ndarray,
+                 born: np.ndarray, died: np.ndarray, file: str) -> None:
+        self.seg_id = seg_id
+        self.pid = pid
+        self.index = index
+        self.rowids = rowids
+        self.born = born
+        self.died = died
+        self.n = len(rowids)
+        self.n_dead = int((died != INF).sum())
+        self.file = file
+
+    def kill(self, positions: np.ndarray, version: int) -> None:
+        self.died[positions] = version
+        self.n_dead += len(positions)
+
+    def invisible_upper(self, version: int) -> int:
+        unborn = self.n - int(np.searchsorted(self.born, version, side="right"))
+        return self.n_dead + unborn
+
+    def count_visible(self, version: int) -> int:
+        if self.invisible_upper(version) == 0:
+            return self.n
+        return int(visible(self.born, self.died, version).sum())
+
+    def vectors(self, positions: np.ndarray) -> np.ndarray:
+        if positions.size == 0:
+            return np.empty((0, self.index.dim), np.float32)
+        return np.asarray(self.index.get_items(positions, return_type="numpy"), np.float32)
+
+    def exact(self, q: np.ndarray, k: int, distance: Distance, elig: np.ndarray) -> Hits:
+        pos = np.flatnonzero(elig)
+        if pos.size == 0:
+            return _EMPTY
+        dist = exact_distances(self.vectors(pos), q, distance)
+        best = top_k(dist, k)
+        return dist[best], self.rowids[pos[best]]
+
+    def _knn(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray] | None:
+        try:
+            labels, dist = self.index.knn_query(q, k=kk, num_threads=1)
+        except RuntimeError:  # hnswlib could not find kk results
+            return None
+        return labels[0].astype(np.int64), dist[0]
+
+    def search(self, q: np.ndarray, k: int, ef: int, version: int, distance: Distance,
+               mask: np.ndarray | None = None, force_exact: bool = False) -> Hits:
+        n = self.n
+        inv = self.invisible_upper(version)
+        if mask is None and inv == 0 and not force_exact:
+            got = self._knn(q, min(n, max(k, ef)))
+            if got is not None:
+                labels, dist = got
+                return dist[:k], self.rowids[labels[:k]]
+        elig = visible(self.born, self.died, version)
+        if mask is not None:
+            elig &= mask
+        m = int(elig.sum())
+        if force_exact or m < EXACT_BELOW or m == 0:
+            return self.exact(q, k, distance, elig)
+        # Over-fetch so that k eligible rows are among the candidates.
+        want = k + inv if mask is None else int(k * n / m * 1.5) + k
+        while want <= n * OVERFETCH_LIMIT:
+            got = self._knn(q, min(n, max(want, ef)))
+            if got is None:
+                break
+            labels, dist = got
+            ok = elig[labels]
+            if int(ok.sum()) >= min(k, m):
+                keep = np.flatnonzero(ok)[:k]
+                return dist[keep], self.rowids[labels[keep]]
+            want *= 4
+        return self.exact(q, k, distance, elig)
+
+
+def build_index(vecs: np.ndarray, distance: Distance, m: int, ef_construction: int,
+                threads: int, seed: int = 100) -> Any:
+    n, dim = vecs.shape
+    index = hnswlib.Index(space=SPACES[distance], dim=dim)
+    index.init_index(max_elements=max(n, 1), M=m, ef_construction=ef_construction,
+                     random_seed=seed)
+    if n:
+        index.add_items(vecs, np.arange(n, dtype=np.int64), num_threads=threads)
+    return index
+
+
+def load_index(path: str, distance: Distance, dim: int, n: int) -> Any:
+    index = hnswlib.Index(space=SPACES[distance], dim=dim)
+    index.load_index(path, max_elements=max(n, 1))
+    return index
+
+
+def merge_hits(parts: list[Hits], k: int) -> Hits:
+    parts = [p for p in parts if p[0].size]
+    if not parts:
+        return _EMPTY
+    if len(parts) == 1:
+        return parts[0][0][:k], parts[0][1][:k]
+    dist = np.concatenate([p[0] for p in parts])
+    rowids = np.concatenate([p[1] for p in parts])
+    pos = top_k(dist, k)
+    return dist[pos], rowids[pos]

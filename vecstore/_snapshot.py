@@ -1,0 +1,211 @@
+"""Snapshots: immutable read views at one version.
+
+A snapshot holds a published :class:`State` and a version; reading from it
+never waits for the writer.  Row contents (ids, metadata, vectors) are
+immutable per rowid in LMDB, so any read transaction serves them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._errors import InvalidVectorError
+from ._filter import Filter, parse_filter
+from ._records import Reader
+from ._segment import EXACT_BELOW, GrowingView, Hits, SealedSegment, merge_hits, prepare, to_scores
+from ._state import PartState, State
+from ._types import Distance, Query, Record, Result
+from ._validate import as_vector, check_id, check_partition
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+DEFAULT = "default"
+QueryLike = Query | Sequence[float] | np.ndarray
+
+
+def make_query(q: Any, k: int | None, filter: Any, ef: int | None,
+               include_vectors: bool | None, partitions: Sequence[str] | None) -> Query:
+    """Accept ``query(Query(...))`` or ``query(vector, k=..., filter=...)``."""
+    if isinstance(q, Query):
+        changes: dict[str, Any] = {}
+        if k is not None:
+            changes["k"] = k
+        if filter is not None:
+            changes["filter"] = filter
+        if ef is not None:
+            changes["ef"] = ef
+        if include_vectors is not None:
+            changes["include_vectors"] = include_vectors
+        if partitions is not None:
+            changes["partitions"] = partitions
+        return q._replace(**changes) if changes else q
+    return Query(q, 10 if k is None else k, filter, ef, bool(include_vectors), partitions)
+
+
+class Snapshot:
+    """The store as of one version, scoped to one partition (``"default"``).
+
+    ``query``, ``get``, ``count``, ``scan`` and ``len`` read that version
+    only, however many writes follow.
+    """
+
+    def __init__(self, engine: Engine, state: State, version: int | None = None,
+                 partition: str = DEFAULT) -> None:
+        self._engine = engine
+        self._state = state
+        self._version = state.version if version is None else version
+        self._partition = partition
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def partition_name(self) -> str:
+        return self._partition
+
+    def partition(self, name: str) -> Snapshot:
+        return Snapshot(self._engine, self._state, self._version, check_partition(name))
+
+    def __repr__(self) -> str:
+        return f"<Snapshot version={self._version} partition={self._partition!r}>"
+
+    # -- helpers -------------------------------------------------------------
+
+    def _part(self, name: str | None = None) -> PartState | None:
+        return self._state.parts.get(name or self._partition)
+
+    def _reader(self) -> Any:
+        return self._engine.storage.read()
+
+    # -- point reads -----------------------------------------------------------
+
+    def get(self, id: Any) -> Record | None:
+        rid = check_id(id)
+        ps = self._part()
+        if ps is None:
+            return None
+        with self._reader() as txn:
+            r = Reader(self._engine.storage, txn)
+            hit = r.find(ps.pid, rid, self._version)
+            if hit is None:
+                return None
+            born, rowid = hit
+            _pid, _id, meta = r.row(rowid)
+            return Record(rid, r.vector(rowid), meta, born, self._partition)
+
+    def __contains__(self, id: Any) -> bool:
+        return self.get(id) is not None
+
+    # -- counting and scanning ---------------------------------------------------
+
+    def count(self, filter: str | Mapping[str, Any] | Filter | None = None) -> int:
+        flt = parse_filter(filter)
+        ps = self._part()
+        if ps is None:
+            return 0
+        if flt is None:
+            return ps.count_visible(self._version)
+        return sum(1 for _ in self.scan(flt))
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def scan(self, filter: str | Mapping[str, Any] | Filter | None = None,
+             batch_size: int = 1000) -> Iterator[Record]:
+        """Every record live at this version, ordered by id.
+
+        Reads in batches of ``batch_size`` (one short read transaction each),
+        so a long scan never holds the store's pages pinned.
+        """
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        flt = parse_filter(filter)
+        ps = self._part()
+        if ps is None:
+            return
+        after: str | None = None
+        while True:
+            batch: list[Record] = []
+            with self._reader() as txn:
+                r = Reader(self._engine.storage, txn)
+                for rid, born, rowid in r.live_ids(ps.pid, self._version, after):
+                    after = rid
+                    _p, _i, meta = r.row(rowid)
+                    if flt is None or flt.matches(meta):
+                        batch.append(Record(rid, r.vector(rowid), meta, born, self._partition))
+                    if len(batch) >= batch_size:
+                        break
+                else:
+                    after = None
+            yield from batch
+            if after is None:
+                return
+
+    # -- k-NN -------------------------------------------------------------------------
+
+    def query(self, query: QueryLike, k: int | None = None,
+              filter: str | Mapping[str, Any] | Filter | None = None, ef: int | None = None,
+              include_vectors: bool | None = None,
+              partitions: Sequence[str] | None = None) -> list[Result]:
+        q = make_query(query, k, filter, ef, include_vectors, partitions)
+        flt = parse_filter(q.filter)
+        state = self._state
+        if state.dim is None:
+            as_vector(q.vector, None)
+            return []
+        vec = as_vector(q.vector, state.dim)
+        if not np.isfinite(vec).all():
+            raise InvalidVectorError("query vector contains NaN or infinity")
+        dist = state.distance
+        if dist is Distance.COSINE:
+            if not vec.any():
+                raise InvalidVectorError("zero query vector has no direction under cosine")
+            vec = prepare(vec.reshape(1, -1), dist)[0]
+        names = [self._partition] if q.partitions is None else \
+            [check_partition(p) for p in dict.fromkeys(q.partitions)]
+        ef_ = max(q.ef or self._engine.config.ef_search, q.k)
+        hits: list[Hits] = []
+        with self._reader() as txn:
+            reader = Reader(self._engine.storage, txn)
+            for name in names:
+                ps = state.parts.get(name)
+                if ps is not None:
+                    hits.append(self._search_part(ps, vec, q.k, ef_, flt, reader))
+            d, rowids = merge_hits(hits, q.k)
+            scores = to_scores(d.astype(np.float64), dist)
+            pid_names = {ps.pid: ps.name for ps in state.parts.values()}
+            out = []
+            for score, rowid in zip(scores.tolist(), rowids.tolist()):
+                pid, rid, meta = reader.row(rowid)
+                vector = reader.vector(rowid) if q.include_vectors else None
+                out.append(Result(rid, score, meta, vector, pid_names.get(pid, "?")))
+        return out
+
+    def _search_part(self, ps: PartState, vec: np.ndarray, k: int, ef: int,
+                     flt: Filter | None, reader: Reader) -> Hits:
+        v = self._version
+        segs: list[SealedSegment | GrowingView] = list(ps.sealed)
+        if ps.growing is not None:
+            segs.append(ps.growing)
+        exact = sum(s.count_visible(v) for s in ps.sealed) < EXACT_BELOW
+        dist = self._state.distance
+        out: list[Hits] = []
+        for seg in segs:
+            mask = None if flt is None else _filter_mask(seg, flt, reader)
+            if isinstance(seg, SealedSegment):
+                out.append(seg.search(vec, k, ef, v, dist, mask, force_exact=exact))
+            else:
+                out.append(seg.search(vec, k, ef, v, dist, mask))
+        return merge_hits(out, k)
+
+
+def _filter_mask(seg: SealedSegment | GrowingView, flt: Filter, reader: Reader) -> np.ndarray:
+    """Rows of ``seg`` whose metadata matches (evaluated row by row)."""
+    n = seg.n
+    rowids = seg.rowids[:n].tolist()
+    return np.fromiter((flt.matches(reader.metadata(r)) for r in rowids), dtype=bool, count=n)

@@ -1,0 +1,208 @@
+"""The synchronous store: ``VecStore`` and its partition views.
+
+A thin shell over the engine: writes go to the writer actor (hosted on a
+private trio loop thread) and wait for its answer; reads go straight to an
+immutable snapshot in the calling thread.  Safe to call from many threads.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from . import _requests as rq
+from ._engine import Engine
+from ._errors import ReadOnlyError, StoreClosedError
+from ._filter import Filter
+from ._maint import backup_store, make_stats, partition_names
+from ._ops import WriteRequest
+from ._snapshot import DEFAULT, QueryLike, Snapshot
+from ._types import Config, Record, Result, Stats
+from ._validate import check_partition
+from ._writer import LoopThread
+
+FilterLike = str | Mapping[str, Any] | Filter | None
+
+
+class _PartitionAPI:
+    """Read and write calls scoped to one partition."""
+
+    _store: VecStore
+    _pname: str
+
+    def _submit(self, req: WriteRequest) -> Any:
+        return self._store._submit(req)
+
+    @property
+    def name(self) -> str:
+        return self._pname
+
+    @property
+    def version(self) -> int:
+        return self._store._engine_checked().state.version
+
+    def snapshot(self, version: int | None = None) -> Snapshot:
+        return self._store._snapshot(version, self._pname)
+
+    # writes
+    def upsert(self, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None, *,
+               message: str | None = None) -> int:
+        """Insert or replace one record; returns the new version."""
+        eng = self._store._writable()
+        return self._submit(rq.upsert_one(eng, self._pname, id, vector, metadata, message))  # type: ignore[no-any-return]
+
+    def upsert_many(self, items: Iterable[Any] | None = None, *, ids: Sequence[Any] | None = None,
+                    vectors: Any = None, metadata: Sequence[Any] | None = None,
+                    message: str | None = None) -> int:
+        """Insert or replace many records as one atomic version."""
+        eng = self._store._writable()
+        return self._submit(rq.upsert_many(eng, self._pname, items, ids, vectors, metadata,  # type: ignore[no-any-return]
+                                           message))
+
+    def delete(self, id: Any, *, message: str | None = None) -> bool:
+        """Delete one record; returns whether it existed."""
+        self._store._writable()
+        return self._submit(rq.delete(self._pname, [id], message, single=True))  # type: ignore[no-any-return]
+
+    def delete_many(self, ids: Iterable[Any] | None = None, *, filter: FilterLike = None,
+                    message: str | None = None) -> int:
+        """Delete records by id and/or filter as one atomic version."""
+        self._store._writable()
+        targets = list(ids or [])
+        if filter is not None:
+            targets += [r.id for r in self.snapshot().scan(filter)]
+        return self._submit(rq.delete(self._pname, targets, message, single=False))  # type: ignore[no-any-return]
+
+    # reads (at the latest version)
+    def get(self, id: Any) -> Record | None:
+        return self.snapshot().get(id)
+
+    def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+              ef: int | None = None, include_vectors: bool | None = None,
+              partitions: Sequence[str] | None = None) -> list[Result]:
+        return self.snapshot().query(query, k, filter, ef, include_vectors, partitions)
+
+    def count(self, filter: FilterLike = None) -> int:
+        return self.snapshot().count(filter)
+
+    def scan(self, filter: FilterLike = None, batch_size: int = 1000) -> Iterator[Record]:
+        return self.snapshot().scan(filter, batch_size)
+
+    def __len__(self) -> int:
+        return self.snapshot().count()
+
+    def __contains__(self, id: Any) -> bool:
+        return self.get(id) is not None
+
+
+class PartitionView(_PartitionAPI):
+    """The store's read, write and version API scoped to one partition."""
+
+    def __init__(self, store: VecStore, name: str) -> None:
+        self._store = store
+        self._pname = check_partition(name)
+
+    def __repr__(self) -> str:
+        return f"<PartitionView {self._pname!r} of {self._store.path!r}>"
+
+
+class VecStore(_PartitionAPI):
+    """An embedded vector store.  Open with :meth:`VecStore.open`."""
+
+    def __init__(self, engine: Engine, loop: LoopThread | None) -> None:
+        self._engine: Engine | None = engine
+        self._loop = loop
+        self._store = self
+        self._pname = DEFAULT
+        self.path = engine.storage.path
+        self.read_only = engine.read_only
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], config: Config | None = None, *,
+             read_only: bool = False) -> VecStore:
+        """Create or open the store at ``path`` (a directory)."""
+        engine = Engine(os.fspath(path), config, read_only=read_only)
+        try:
+            loop = None if read_only else LoopThread(engine)
+        except BaseException:
+            engine.close()
+            raise
+        return cls(engine, loop)
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _engine_checked(self) -> Engine:
+        if self._engine is None:
+            raise StoreClosedError(f"store {self.path!r} is closed")
+        return self._engine
+
+    def _writable(self) -> Engine:
+        eng = self._engine_checked()
+        if self._loop is None:
+            raise ReadOnlyError(f"store {self.path!r} was opened read_only=True")
+        return eng
+
+    def _submit(self, req: WriteRequest) -> Any:
+        self._writable()
+        assert self._loop is not None
+        return self._loop.call(self._loop.writer.submit, req)
+
+    def _snapshot(self, version: int | None, partition: str) -> Snapshot:
+        eng = self._engine_checked()
+        return Snapshot(eng, eng.state, version, partition)
+
+    # -- store-level API -----------------------------------------------------------
+
+    def partition(self, name: str) -> PartitionView:
+        return PartitionView(self, name)
+
+    def partitions(self) -> list[str]:
+        return partition_names(self._engine_checked().state)
+
+    def drop_partition(self, name: str, *, message: str | None = None) -> bool:
+        """Delete every record of a partition (one version) and unlist it."""
+        self._writable()
+        return self._submit(rq.drop_partition(name, message))  # type: ignore[no-any-return]
+
+    def stats(self) -> Stats:
+        return make_stats(self._engine_checked())
+
+    def optimize(self) -> None:
+        """Seal and index everything pending; returns when queries use only
+        HNSW segments (one per partition)."""
+        self._writable()
+        assert self._loop is not None
+        self._loop.call(self._loop.writer.optimize)
+
+    def refresh(self) -> None:
+        """Pick up commits made by the writer (another process)."""
+        eng = self._engine_checked()
+        if self._loop is None:
+            eng.refresh()
+
+    def backup(self, dest: str | os.PathLike[str]) -> None:
+        """Write a consistent copy of the store to the new directory ``dest``."""
+        backup_store(self._engine_checked(), os.fspath(dest))
+
+    def close(self) -> None:
+        eng, self._engine = self._engine, None
+        if eng is None:
+            return
+        if self._loop is not None:
+            self._loop.close()
+        eng.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._engine is None
+
+    def __enter__(self) -> VecStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._engine is None else f"version {self._engine.state.version}"
+        return f"<VecStore {self.path!r} {state}>"

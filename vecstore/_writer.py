@@ -1,0 +1,183 @@
+"""The writer actor: one trio task that owns every mutation.
+
+Callers put requests in its mailbox (a memory channel) and wait for the
+answer.  The actor drains whatever has arrived into one batch and commits
+it in a single LMDB transaction (group commit), then starts any segment
+jobs the batch made due.  LMDB transactions and engine mutations run in a
+worker thread through a ``CapacityLimiter(1)``, so they never overlap.
+
+:class:`LoopThread` hosts the same actor in a private trio loop on a
+background thread, for the synchronous :class:`~vecstore.VecStore`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+
+from ._engine import Engine
+from ._errors import StoreClosedError
+from ._jobs import SegmentJob
+from ._ops import WriteRequest
+
+log = logging.getLogger("vecstore")
+T = TypeVar("T")
+MAX_BATCH = 4096
+
+
+class _Pending:
+    __slots__ = ("req", "event", "result")
+
+    def __init__(self, req: WriteRequest) -> None:
+        self.req = req
+        self.event = trio.Event()
+        self.result: Any = None
+
+
+class Writer:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._send, self._recv = trio.open_memory_channel[_Pending](math.inf)
+        self._limiter = trio.CapacityLimiter(1)
+        self._jobs: dict[int, SegmentJob] = {}
+        self._nursery: trio.Nursery | None = None
+        self.closed = False
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            try:
+                await self._serve()
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _serve(self) -> None:
+        async with self._recv:
+            async for first in self._recv:
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(self._recv.receive_nowait())
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                results = await self._locked(self.engine.commit, [p.req for p in batch])
+                for p, r in zip(batch, results):
+                    p.result = r
+                    p.event.set()
+                await self._start_jobs(force=False)
+
+    async def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    # -- API ---------------------------------------------------------------------
+
+    async def submit(self, req: WriteRequest) -> Any:
+        if self.closed:
+            raise StoreClosedError("the store is closed")
+        p = _Pending(req)
+        try:
+            self._send.send_nowait(p)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise StoreClosedError("the store is closed") from None
+        await p.event.wait()
+        if isinstance(p.result, BaseException):
+            raise p.result
+        return p.result
+
+    async def optimize(self) -> None:
+        """Seal every growing segment and merge each partition's segments
+        into one; return once the rows written before the call are indexed."""
+        while self._jobs:
+            await next(iter(self._jobs.values())).done.wait()
+        jobs = await self._start_jobs(force=True)
+        for job in jobs:
+            await job.done.wait()
+            if job.error is not None:
+                raise job.error
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await self._send.aclose()
+
+    # -- segment jobs ----------------------------------------------------------------
+
+    async def _start_jobs(self, force: bool) -> list[SegmentJob]:
+        threads = (os.cpu_count() or 1) if force else 1
+        jobs = await self._locked(self.engine.plan_jobs, force, threads)
+        assert self._nursery is not None
+        for job in jobs:
+            job.done = trio.Event()
+            self._jobs[job.seg_id] = job
+            self._nursery.start_soon(self._run_job, job)
+        return jobs
+
+    async def _run_job(self, job: SegmentJob) -> None:
+        try:
+            await trio.to_thread.run_sync(job.build, abandon_on_cancel=True)
+            await self._locked(self.engine.finish_job, job)
+        except BaseException as exc:
+            job.error = exc
+            if not isinstance(exc, trio.Cancelled):
+                log.exception("building segment %d failed; its rows stay searchable "
+                              "exactly and will be sealed again", job.seg_id)
+            with trio.CancelScope(shield=True):
+                await self._locked(self.engine.abandon_job, job)
+            if isinstance(exc, trio.Cancelled):
+                raise
+        finally:
+            self._jobs.pop(job.seg_id, None)
+            job.done.set()
+
+
+class LoopThread:
+    """A private trio loop on a daemon thread running one :class:`Writer`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.writer = Writer(engine)
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._error: BaseException | None = None
+        ready = threading.Event()
+
+        async def main() -> None:
+            self._token = trio.lowlevel.current_trio_token()
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.writer.run)
+                ready.set()
+
+        def target() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:  # pragma: no cover - reported to callers
+                self._error = exc
+                log.exception("vecstore writer loop died")
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=target, name="vecstore-writer", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self._error is not None:
+            raise self._error
+
+    def call(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self._token is None or not self._thread.is_alive():
+            raise StoreClosedError("the store is closed")
+        try:
+            return trio.from_thread.run(afn, *args, trio_token=self._token)
+        except trio.RunFinishedError:
+            raise StoreClosedError("the store is closed") from None
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            try:
+                self.call(self.writer.aclose)
+            except StoreClosedError:
+                pass
+            self._thread.join()
