@@ -19,9 +19,9 @@ import cbor2
 import lmdb
 import numpy as np
 
-from wal import WriteAheadLog
+from wal import CorruptEntryError, WriteAheadLog
 
-from ._errors import ConfigMismatchError, VecStoreError
+from ._errors import ConfigMismatchError, CorruptionError, VecStoreError
 from ._jobs import SegmentJob, segment_file_name, write_index_file
 from ._load import load
 from ._ops import Effects, TxnCtx, WriteRequest
@@ -108,7 +108,12 @@ class Engine:
             cfg = st.get_meta(txn, "config")
             if cfg and cfg.get("dim") is not None:
                 self.dim = cfg["dim"]
-            loaded = load(self, txn, reuse)
+            try:
+                loaded = load(self, txn, reuse)
+            except CorruptEntryError as exc:
+                raise CorruptionError(
+                    f"write-ahead log of {st.path!r} is damaged at entry {exc.seq}: "
+                    f"{exc.reason}; `vecstore check` reports the extent") from exc
         self.last_seq = loaded.last_seq
         self.parts = loaded.parts
         self.by_pid = {pm.pid: pm for pm in self.parts.values()}
