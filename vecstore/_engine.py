@@ -408,6 +408,16 @@ class Engine:
 
     # -- info ------------------------------------------------------------------------
 
+    def optimized(self, below_rowid: int) -> bool:
+        """Are all rows older than ``below_rowid`` in one segment per partition?"""
+        for pm in self.parts.values():
+            g = pm.growing
+            if g is not None and g.n and int(g.rowids[0]) < below_rowid:
+                return False
+            if len(pm.sealed) > 1:
+                return False
+        return True
+
     def pending_rows(self) -> int:
         return sum(pm.growing.n for pm in self.parts.values() if pm.growing is not None)
 

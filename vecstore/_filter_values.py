@@ -104,15 +104,6 @@ def check_path(path: Any) -> tuple[str, ...]:
 
 def getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
     """Compile a function that resolves ``path`` in metadata (or ``MISSING``)."""
-    if len(path) == 1:
-        (key,) = path
-
-        def get1(md: Any) -> Any:
-            if type(md) is dict or isinstance(md, Mapping):
-                return md.get(key, MISSING)
-            return MISSING
-
-        return get1
 
     def get(md: Any) -> Any:
         cur = md
@@ -129,6 +120,17 @@ def getter(path: tuple[str, ...]) -> Callable[[Any], Any]:
 
 def leaf(path: tuple[str, ...], pred: Matcher, when_missing: bool = False) -> Matcher:
     """Combine a path resolver and a predicate on the resolved value."""
+    if len(path) == 1:  # the common case, inlined
+        (key,) = path
+
+        def fn1(md: Any) -> bool:
+            if type(md) is dict or isinstance(md, Mapping):
+                x = md.get(key, MISSING)
+                if x is not MISSING:
+                    return pred(x)
+            return when_missing
+
+        return fn1
     get = getter(path)
 
     def fn(md: Any) -> bool:
@@ -145,6 +147,7 @@ def false(_x: Any) -> bool:
 
 
 _ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_EXACT = {NUM: (int, float), STR: (str,), BOOL: (bool,)}
 
 
 def eq_pred(v: Scalar) -> Matcher:
@@ -152,21 +155,25 @@ def eq_pred(v: Scalar) -> Matcher:
     if v is None:
         return lambda x: x is None
     vf = family(v)
-    if vf == STR:
-        return lambda x: (type(x) is str or family(x) == STR) and x == v
-    return lambda x: family(x) == vf and x == v
+    exact = _EXACT[vf]  # fast path on exact types, family() for subclasses
+    return lambda x: (type(x) in exact or family(x) == vf) and x == v
 
 
 def compare_pred(op: str, v: Scalar) -> Matcher:
+    """Predicate for `value op v` under the family rules (see vecstore._filter)."""
     if op == "=":
         return eq_pred(v)
     vf = family(v)
     if op == "!=":
-        return lambda x: family(x) == vf and x != v
+        if vf == NULL:
+            return false
+        exact = _EXACT[vf]
+        return lambda x: (type(x) in exact or family(x) == vf) and x != v
     if vf != NUM and vf != STR:
         return false
+    exact = _EXACT[vf]
     cmp = _ORDER[op]
-    return lambda x: family(x) == vf and cmp(x, v)
+    return lambda x: (type(x) in exact or family(x) == vf) and cmp(x, v)
 
 
 _BARE_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")

@@ -183,18 +183,18 @@ class Storage:
             self._unlock()
             raise
         self._env_held = True
-        self.dbs: dict[bytes, Any] = {}
-        if self.env.flags()["readonly"] or read_only:
-            with self.env.begin() as txn:
-                for name in DB_NAMES:
-                    try:
-                        self.dbs[name.decode()] = self.env.open_db(name, txn=txn, create=False)
-                    except lmdb.NotFoundError:
-                        self.dbs[name.decode()] = None
-        else:
-            with self.env.begin(write=True) as txn:
-                for name in DB_NAMES:
-                    self.dbs[name.decode()] = self.env.open_db(name, txn=txn)
+        self.dbs: dict[str, Any] = {}
+        # Handles are opened in a write transaction whenever the env allows
+        # it (a handle opened in a read transaction can be recycled by LMDB
+        # once another handle is opened); a read-only store creates nothing.
+        writable_env = not self.env.flags()["readonly"]
+        with self.env.begin(write=writable_env) as txn:
+            for name in DB_NAMES:
+                try:
+                    self.dbs[name.decode()] = self.env.open_db(
+                        name, txn=txn, create=not read_only)
+                except lmdb.NotFoundError:
+                    self.dbs[name.decode()] = None
 
     # -- access -----------------------------------------------------------
 

@@ -12,6 +12,7 @@ background thread, for the synchronous :class:`~vecstore.VecStore`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ class Writer:
         self._send, self._recv = trio.open_memory_channel[_Pending](math.inf)
         self._limiter = trio.CapacityLimiter(1)
         self._jobs: dict[int, SegmentJob] = {}
+        self._plan_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
         self.closed = False
 
@@ -94,13 +96,22 @@ class Writer:
     async def optimize(self) -> None:
         """Seal every growing segment and merge each partition's segments
         into one; return once the rows written before the call are indexed."""
-        while self._jobs:
-            await next(iter(self._jobs.values())).done.wait()
-        jobs = await self._start_jobs(force=True)
-        for job in jobs:
-            await job.done.wait()
-            if job.error is not None:
-                raise job.error
+        target = self.engine.next_rowid
+        for _round in range(8):  # writes racing in may need another round
+            while True:
+                async with self._plan_lock:
+                    pending = list(self._jobs.values())
+                if not pending:
+                    break
+                for job in pending:
+                    await job.done.wait()
+            jobs = await self._start_jobs(force=True)
+            for job in jobs:
+                await job.done.wait()
+                if job.error is not None:
+                    raise job.error
+            if self.engine.optimized(target):
+                return
 
     async def aclose(self) -> None:
         self.closed = True
@@ -110,18 +121,21 @@ class Writer:
 
     async def _start_jobs(self, force: bool) -> list[SegmentJob]:
         threads = (os.cpu_count() or 1) if force else 1
-        jobs = await self._locked(self.engine.plan_jobs, force, threads)
-        assert self._nursery is not None
-        for job in jobs:
-            job.done = trio.Event()
-            self._jobs[job.seg_id] = job
-            self._nursery.start_soon(self._run_job, job)
+        async with self._plan_lock:  # planned jobs are registered before anyone looks
+            jobs = await self._locked(self.engine.plan_jobs, force, threads)
+            assert self._nursery is not None
+            for job in jobs:
+                job.done = trio.Event()
+                self._jobs[job.seg_id] = job
+                self._nursery.start_soon(self._run_job, job)
         return jobs
 
     async def _run_job(self, job: SegmentJob) -> None:
         try:
             await trio.to_thread.run_sync(job.build, abandon_on_cancel=True)
             await self._locked(self.engine.finish_job, job)
+            self._jobs.pop(job.seg_id, None)
+            await self._start_jobs(force=False)  # rows that arrived meanwhile may be due
         except BaseException as exc:
             job.error = exc
             if not isinstance(exc, trio.Cancelled):
@@ -142,12 +156,14 @@ class LoopThread:
     def __init__(self, engine: Engine) -> None:
         self.writer = Writer(engine)
         self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery = None  # type: ignore[assignment]
         self._error: BaseException | None = None
         ready = threading.Event()
 
         async def main() -> None:
             self._token = trio.lowlevel.current_trio_token()
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 await nursery.start(self.writer.run)
                 ready.set()
 
@@ -167,12 +183,26 @@ class LoopThread:
             raise self._error
 
     def call(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run ``afn(*args)`` on the loop and block until it answers.
+
+        Works from any thread, including one running a trio loop of its own
+        (where ``trio.from_thread.run`` would refuse).
+        """
         if self._token is None or not self._thread.is_alive():
             raise StoreClosedError("the store is closed")
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        async def runner() -> None:
+            try:
+                fut.set_result(await afn(*args))
+            except BaseException as exc:
+                fut.set_exception(exc)
+
         try:
-            return trio.from_thread.run(afn, *args, trio_token=self._token)
+            self._token.run_sync_soon(lambda: self._nursery.start_soon(runner))
         except trio.RunFinishedError:
             raise StoreClosedError("the store is closed") from None
+        return fut.result()
 
     def close(self) -> None:
         if self._thread.is_alive():

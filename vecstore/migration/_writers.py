@@ -24,6 +24,9 @@ Row = tuple[Any, ...]
 Records = Iterable[Row] | Callable[[], Iterable[Row]]
 
 _BUFFER = 1 << 20
+#: ijson (yajl) cannot read integers outside this range back from a JSON
+#: document, so the document formats refuse to write them.
+_INT64 = (1 - (1 << 63), (1 << 63) - 1)  # yajl also rejects -2**63
 
 
 def write_export(fmt: str, path: str | os.PathLike[str], records: Records, *,
@@ -46,6 +49,9 @@ def write_export(fmt: str, path: str | os.PathLike[str], records: Records, *,
     *path*, so *path* is either the old file or the complete new one.
     Invalid records (bad id, non-finite or non-1-D vector, metadata that is
     not a JSON-serializable dict) raise MigrationError naming the record.
+    Integers outside the signed 64-bit range (in ids or metadata) are refused
+    for the JSON-document formats (pinecone, weaviate, chroma), whose reader
+    cannot parse them; Qdrant's JSON Lines reader can, so qdrant allows them.
     """
     check_format(fmt)
     target = os.fspath(path)
@@ -98,11 +104,26 @@ def _unpack(row: Row, index: int) -> tuple[Any, Any, Any, Any]:
     return id_, vec, meta, doc
 
 
-def _id_json(id_: Any, index: int) -> str:
+def _check_int64(value: Any, what: str, id_: Any) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, int) and not _INT64[0] <= v <= _INT64[1]:
+            raise MigrationError(f"record {id_!r}: {what} holds an integer outside the "
+                                 f"signed 64-bit range: {v}")
+
+
+def _id_json(id_: Any, index: int, int64: bool) -> str:
     if isinstance(id_, np.integer):
         id_ = int(id_)
     if isinstance(id_, bool) or not isinstance(id_, (str, int)):
         raise MigrationError(f"record #{index}: id must be a str or int, got {id_!r:.80}")
+    if int64:
+        _check_int64(id_, "id", id_)
     return json.dumps(id_, ensure_ascii=False)
 
 
@@ -118,7 +139,7 @@ def _vector_json(vec: Sequence[float] | np.ndarray, id_: Any) -> str:
     return json.dumps(arr.tolist(), separators=(",", ":"))
 
 
-def _json(value: Any, what: str, id_: Any) -> str:
+def _json(value: Any, what: str, id_: Any, int64: bool = False) -> str:
     if value is None:
         return "null"
     if what == "metadata" and not isinstance(value, dict):
@@ -127,6 +148,8 @@ def _json(value: Any, what: str, id_: Any) -> str:
     if what == "document" and not isinstance(value, str):
         raise MigrationError(f"record {id_!r}: document must be a str or None, "
                              f"got {type(value).__name__}")
+    if int64:
+        _check_int64(value, what, id_)
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         text.encode("utf-8")  # lone surrogates cannot be written
@@ -163,10 +186,11 @@ def _write_rows(fmt: str, out: IO[str], rows: Iterable[Row], text_field: str | N
     n = 0
     for n, row in enumerate(rows, 1):
         id_, vec, meta, doc = _unpack(row, n - 1)
-        ident = _id_json(id_, n - 1)
+        int64 = fmt != "qdrant"
+        ident = _id_json(id_, n - 1, int64)
         vector = _vector_json(vec, id_)
         meta = _with_document(fmt, meta, doc, text_field, id_)
-        meta_text = _json(meta, "metadata", id_)
+        meta_text = _json(meta, "metadata", id_, int64)
         sep = ",\n" if n > 1 else ""
         if fmt == "qdrant":
             out.write(f'{{"id":{ident},"vector":{vector},"payload":{meta_text}}}\n')
@@ -193,8 +217,8 @@ def _write_chroma(out: IO[str], rows: Iterable[Row], spool_dir: str) -> int:
         for n, row in enumerate(rows, 1):
             id_, vec, meta, doc = _unpack(row, n - 1)
             sep = "," if n > 1 else ""
-            ident = _id_json(id_, n - 1)
-            cells = (_vector_json(vec, id_), _json(meta, "metadata", id_),
+            ident = _id_json(id_, n - 1, True)
+            cells = (_vector_json(vec, id_), _json(meta, "metadata", id_, True),
                      _json(doc, "document", id_))
             out.write(sep + ident)
             for spool, cell in zip(spools, cells):

@@ -1,0 +1,110 @@
+"""pytest-trio: the async store under concurrent writers and readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+from vecstore import AsyncVecStore, Config, DimensionMismatchError, ReadOnlyError, VecStore
+
+DIM = 8
+
+
+def vec(i: int) -> np.ndarray:
+    return np.random.default_rng(i).normal(size=DIM).astype(np.float32)
+
+
+async def test_basic_async_roundtrip(tmp_path: Path) -> None:
+    async with AsyncVecStore.open(tmp_path / "a.db", Config(dim=DIM)) as store:
+        v = await store.upsert("a", vec(1), {"x": 1})
+        assert v == store.version
+        rec = await store.get("a")
+        assert rec is not None and rec.metadata == {"x": 1}
+        res = await store.query(vec(1), k=1)
+        assert res[0].id == "a"
+        with pytest.raises(DimensionMismatchError):
+            await store.upsert("b", [1, 2])
+        p = store.partition("t")
+        await p.upsert_many([("x", vec(2)), ("y", vec(3))])
+        assert await p.count() == 2 and await store.count() == 1
+        assert await store.partitions() == ["default", "t"]
+        assert [r.id async for r in p.scan()] == ["x", "y"]
+        await store.optimize()
+        assert (await store.stats()).growing_vectors == 0
+    with VecStore.open(tmp_path / "a.db") as s:  # and it is all on disk
+        assert len(s) == 1 and len(s.partition("t")) == 2
+
+
+async def test_50_writers_with_readers_and_group_commit(tmp_path: Path) -> None:
+    writers, per_writer = 50, 12
+    async with AsyncVecStore.open(tmp_path / "c.db",
+                                  Config(dim=DIM, seal_threshold=150)) as store:
+        done = trio.Event()
+        problems: list[str] = []
+
+        async def writer(w: int) -> None:
+            for j in range(per_writer):
+                i = w * 1000 + j
+                await store.upsert(f"w{w}-{j}", vec(i), {"w": w, "j": j})
+                if j % 4 == 3:
+                    await store.delete(f"w{w}-{j - 1}")
+
+        async def reader() -> None:
+            while not done.is_set():
+                snap = await store.snapshot()
+                n1 = await snap.count()
+                ids = [r.id async for r in snap.scan()]
+                # A snapshot's answers agree with each other and never move.
+                if len(ids) != n1:
+                    problems.append(f"count {n1} != scan {len(ids)} at {snap.version}")
+                if ids:
+                    hit = await snap.query(vec(0), k=5)
+                    if not {r.id for r in hit} <= set(ids):
+                        problems.append(f"query returned ids not in snapshot {snap.version}")
+                if await snap.count() != n1:
+                    problems.append("snapshot count changed")
+                await trio.sleep(0)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(reader)
+            async with trio.open_nursery() as wn:
+                for w in range(writers):
+                    wn.start_soon(writer, w)
+            done.set()
+
+        assert not problems, problems[:5]
+        calls = writers * per_writer + writers * (per_writer // 4)
+        assert store._eng().write_calls == calls
+        # Group commit: concurrent calls shared transactions.
+        assert store.commits < calls
+        expected = writers * per_writer - writers * (per_writer // 4)
+        assert await store.count() == expected
+
+
+async def test_read_only_async(tmp_path: Path) -> None:
+    with VecStore.open(tmp_path / "r.db", Config(dim=DIM)) as s:
+        s.upsert("a", vec(1))
+        async with AsyncVecStore.open(tmp_path / "r.db", read_only=True) as ro:
+            assert await ro.count() == 1
+            with pytest.raises(ReadOnlyError):
+                await ro.upsert("b", vec(2))
+            s.upsert("b", vec(2))
+            await ro.refresh()
+            assert await ro.count() == 2
+
+
+async def test_writes_sent_before_close_are_answered(tmp_path: Path) -> None:
+    results: list[int] = []
+    async with AsyncVecStore.open(tmp_path / "x.db", Config(dim=DIM)) as store:
+        async with trio.open_nursery() as nursery:
+            async def one(i: int) -> None:
+                results.append(await store.upsert(str(i), vec(i)))
+            for i in range(20):
+                nursery.start_soon(one, i)
+    assert len(results) == 20 and len(set(results)) == 20
+    with VecStore.open(tmp_path / "x.db") as s:
+        assert len(s) == 20 and s.version == max(results)
