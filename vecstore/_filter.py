@@ -59,10 +59,17 @@ Semantics (metadata is a JSON-like dict):
   ``IS NOT NULL``: present and not null.
 * Any comparison on a missing field is false, so its ``NOT`` is true.
   Precedence: NOT > AND > OR.
+* Metadata that is not a mapping (e.g. ``None``) behaves like ``{}``.
 
-AST equality is type exact for literals (``x = 1``, ``x = 1.0`` and
-``x = true`` are three different filters).  ``parse_filter(f.to_string())``
-and ``parse_filter(f.to_dict())`` equal ``f``.
+Errors: :class:`FilterError`; the string form names the 0-based offset
+(``err.position``) and shows an excerpt with a caret, the dict form names the
+key path (``err.key_path``, e.g. ``$and[1].price.$lte``).
+
+``Filter`` also offers ``predicate`` (the compiled matcher, for hot loops),
+``fields()``, and ``&``, ``|``, ``~`` to combine filters.  AST equality is
+type exact for literals (``x = 1``, ``x = 1.0`` and ``x = true`` are three
+different filters).  ``parse_filter(f.to_string())`` and
+``parse_filter(f.to_dict())`` equal ``f``.
 """
 
 from __future__ import annotations

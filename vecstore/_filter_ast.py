@@ -101,7 +101,8 @@ class Node:
         return h  # type: ignore[no-any-return]
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), tuple(getattr(self, f.name) for f in _dc_fields(self)))  # type: ignore[arg-type]
+        args = tuple(getattr(self, f.name) for f in _dc_fields(self))  # type: ignore[arg-type]
+        return (type(self), args)
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,7 +120,8 @@ class Compare(Node):
         value = check_literal(self.value)
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "value", value)
-        self._finish(("cmp", path, self.op, value_key(value)), leaf(path, compare_pred(self.op, value)))
+        key = ("cmp", path, self.op, value_key(value))
+        self._finish(key, leaf(path, compare_pred(self.op, value)))
 
 
 @dataclass(frozen=True, eq=False)
@@ -288,7 +290,8 @@ class And(Node):
                         return False
                 return True
 
-        self._finish(("and", tuple(item._key for item in items)), fn, depth)  # type: ignore[attr-defined]
+        key = ("and", tuple(item._key for item in items))  # type: ignore[attr-defined]
+        self._finish(key, fn, depth)
 
     def children(self) -> tuple[Node, ...]:
         return self.items
@@ -323,7 +326,8 @@ class Or(Node):
                         return True
                 return False
 
-        self._finish(("or", tuple(item._key for item in items)), fn, depth)  # type: ignore[attr-defined]
+        key = ("or", tuple(item._key for item in items))  # type: ignore[attr-defined]
+        self._finish(key, fn, depth)
 
     def children(self) -> tuple[Node, ...]:
         return self.items
@@ -347,7 +351,8 @@ class Not(Node):
             raise FilterError(f"Not needs a filter node, got {self.item!r}")
         depth = _check_depth((self.item,))
         f = self.item._fn  # type: ignore[attr-defined]
-        self._finish(("not", self.item._key), lambda md: not f(md), depth)  # type: ignore[attr-defined]
+        key = ("not", self.item._key)  # type: ignore[attr-defined]
+        self._finish(key, lambda md: not f(md), depth)
 
     def children(self) -> tuple[Node, ...]:
         return (self.item,)

@@ -73,7 +73,9 @@ def _combine(nodes: list[Node], key_path: str) -> Node:
 
 def _sub_filter(obj: Any, key_path: str, depth: int) -> Node:
     if depth > MAX_DEPTH:
-        raise _error(key_path, f"filter nested too deeply: more than {MAX_DEPTH} levels of $and/$or/$not")
+        raise _error(
+            key_path, f"filter nested too deeply: more than {MAX_DEPTH} levels of $and/$or/$not"
+        )
     if not isinstance(obj, Mapping):
         raise _error(key_path, f"expected a filter dict, got {type(obj).__name__}")
     if not obj:

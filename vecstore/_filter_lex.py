@@ -80,7 +80,9 @@ def _decode_string(text: str, start: int, end: int) -> str:
         high_end = -1
         ch = m.group(2)
         if ch == "u":
-            raise syntax_error(text, start + 1 + m.start(), "\\u needs exactly 4 hex digits, e.g. \\u00e9")
+            raise syntax_error(
+                text, start + 1 + m.start(), "\\u needs exactly 4 hex digits, e.g. \\u00e9"
+            )
         if ch not in _SIMPLE_ESCAPES:
             raise syntax_error(
                 text,

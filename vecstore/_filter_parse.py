@@ -94,7 +94,8 @@ class _Parser:
         if (tok.kind == "kw" and tok.value == "NOT") or tok.kind == "(":
             if depth >= MAX_DEPTH:
                 raise self.error(
-                    tok.pos, f"filter nested too deeply: more than {MAX_DEPTH} levels of parentheses/NOT"
+                    tok.pos,
+                    f"filter nested too deeply: more than {MAX_DEPTH} levels of parentheses/NOT",
                 )
             self.next()
             if tok.kind == "(":
@@ -188,7 +189,9 @@ class _Parser:
         if tok.kind == "kw" and tok.value in ("TRUE", "FALSE", "NULL"):
             return {"TRUE": True, "FALSE": False, "NULL": None}[tok.value]
         if tok.kind == "ident" and tok.value.lower() in ("inf", "infinity", "nan"):
-            raise self.error(tok.pos, f"{tok.value} is not allowed: metadata cannot hold NaN or infinity")
+            raise self.error(
+                tok.pos, f"{tok.value} is not allowed: metadata cannot hold NaN or infinity"
+            )
         hint = ""
         if tok.kind in ("ident", "qident"):
             hint = f"; quote text values, e.g. '{tok.value}'"
@@ -221,7 +224,9 @@ class _Parser:
                 continue
             if tok.kind == "eof":
                 raise self.error(open_.pos, f"unbalanced {open_.kind!r}: the list is never closed")
-            raise self.error(tok.pos, f"expected ',' or {close!r} in the list but found {self.describe(tok)}")
+            raise self.error(
+                tok.pos, f"expected ',' or {close!r} in the list but found {self.describe(tok)}"
+            )
 
 
 def parse_string(text: str) -> Node:
@@ -239,7 +244,9 @@ def _parse_cached(text: str) -> Node:
 def _parse(text: str) -> Node:
     if len(text) > MAX_LENGTH:
         raise syntax_error(
-            text[: MAX_LENGTH + 1], MAX_LENGTH, f"filter too long ({len(text)} characters; the limit is {MAX_LENGTH})"
+            text[: MAX_LENGTH + 1],
+            MAX_LENGTH,
+            f"filter too long ({len(text)} characters; the limit is {MAX_LENGTH})",
         )
     if not text.strip():
         raise syntax_error(text, 0, "empty filter; pass None for no filter")
