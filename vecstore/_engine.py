@@ -23,6 +23,7 @@ from wal import CorruptEntryError, WriteAheadLog
 
 from ._errors import ConfigMismatchError, CorruptionError, VecStoreError
 from ._jobs import SegmentJob, segment_file_name, write_index_file
+from ._compact import plan as compact_plan
 from ._load import load
 from ._ops import Effects, TxnCtx, WriteRequest
 from ._records import Reader
@@ -30,6 +31,7 @@ from ._segment import GrowingSegment, SealedSegment, prepare
 from ._state import PartMem, State
 from ._storage import Storage, k64
 from ._types import Config, Distance
+from ._versions import floor_version
 
 log = logging.getLogger("vecstore")
 MAX_SEGMENTS = 8  # more sealed segments than this in a partition triggers a merge
@@ -46,6 +48,7 @@ class Engine:
             self._holds = 0  # backups in progress: segment files must stay
             self._deferred: list[str] = []
             self._files_lock = threading.Lock()
+            self._pins: dict[int, int] = {}  # version -> open snapshots pinned there
             self.commits = 0  # write transactions committed
             self.write_calls = 0  # write requests answered
             self.parts: dict[str, PartMem] = {}
@@ -193,7 +196,7 @@ class Engine:
                         failed.append(i)
                         raise _Retry() from exc
                     if ctx.cur is not None:
-                        if ctx.ops:
+                        if ctx.ops or reqs[i].always_version:
                             ctx.end(reqs[i].message)
                         else:
                             ctx.abandon()
@@ -302,7 +305,10 @@ class Engine:
         return jobs
 
     def _job(self, pm: PartMem, sources: list[SealedSegment], count: int,
-             threads: int) -> SegmentJob:
+             threads: int, floor: int | None = None) -> SegmentJob:
+        """A job over ``sources`` plus the growing prefix of ``count`` rows;
+        with ``floor``, rows no retained version can see (died <= floor)
+        are left out."""
         seg_id = self.next_seg
         self.next_seg += 1
         g = pm.growing
@@ -317,13 +323,20 @@ class Engine:
         order = None
         if len(parts_r) > 1 and (np.diff(rowids) < 0).any():
             order = np.argsort(rowids, kind="stable")
+        if floor is not None:
+            died = np.concatenate([s.died for s in sources] +
+                                  ([g.died[:count]] if count and g is not None else []))
+            keep = np.flatnonzero(died > floor)
+            order = keep if order is None else order[np.isin(order, keep)]
+        if order is not None:
             rowids, born = rowids[order], born[order]
         cfg = self.config
         return SegmentJob(
             pm.pid, seg_id, list(sources), count,
             g.vecs if (g is not None and count) else np.empty((0, self.dim or 1), np.float32),
             rowids, born, order, self.storage.segment_path(segment_file_name(seg_id)),
-            self.distance, cfg.hnsw_m, cfg.ef_construction, threads)
+            self.distance, cfg.hnsw_m, cfg.ef_construction, threads,
+            cutoff=int(g.rowids[count - 1]) if (count and g is not None) else -1)
 
     def finish_job(self, job: SegmentJob) -> None:
         """Record a built segment in the manifest and publish it (writer only)."""
@@ -351,19 +364,21 @@ class Engine:
 
         def body(txn: lmdb.Transaction) -> None:
             key = k64(seg.seg_id)
-            txn.put(key, cbor2.dumps(entry), db=st.db("segs"))
-            txn.put(key, seg.rowids.astype("<i8").tobytes() + seg.born.astype("<i8").tobytes(),
-                    db=st.db("segrows"))
+            if seg.n:
+                txn.put(key, cbor2.dumps(entry), db=st.db("segs"))
+                txn.put(key, seg.rowids.astype("<i8").tobytes() +
+                        seg.born.astype("<i8").tobytes(), db=st.db("segrows"))
             for src in job.sources:
                 txn.delete(k64(src.seg_id), db=st.db("segs"))
                 txn.delete(k64(src.seg_id), db=st.db("segrows"))
             st.put_meta(txn, "next_seg", max(self.next_seg, seg.seg_id + 1))
+            st.put_meta(txn, f"upto:{pm.pid}", entry["upto"])
             self.wal.truncate(trunc, txn=txn)
 
         st.write(body)
         ids = {s.seg_id for s in job.sources}
-        pm.sealed = [s for s in pm.sealed if s.seg_id not in ids] + [seg]
-        pm.sealed.sort(key=lambda s: int(s.rowids[0]) if s.n else 0)
+        pm.sealed = [s for s in pm.sealed if s.seg_id not in ids] + ([seg] if seg.n else [])
+        pm.sealed.sort(key=lambda s: int(s.rowids[0]))
         if job.count:
             assert g is not None
             pm.growing = g.tail_after(job.count)
@@ -407,6 +422,37 @@ class Engine:
             pass
 
     # -- info ------------------------------------------------------------------------
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        """A value from the ``meta`` table (as last committed)."""
+        with self.storage.read() as txn:
+            return self.storage.get_meta(txn, key, default)
+
+    # -- versions ----------------------------------------------------------------
+
+    def pin(self, version: int) -> None:
+        with self._files_lock:
+            self._pins[version] = self._pins.get(version, 0) + 1
+
+    def unpin(self, version: int) -> None:
+        with self._files_lock:
+            n = self._pins.get(version, 0) - 1
+            if n > 0:
+                self._pins[version] = n
+            else:
+                self._pins.pop(version, None)
+
+    def compaction_floor(self) -> int:
+        """Rows that died at or before this version are invisible to every
+        retained version and to every open snapshot."""
+        with self.storage.read() as txn:
+            floor = floor_version(self.storage, txn)
+        with self._files_lock:
+            pinned = min(self._pins, default=floor)
+        return min(floor, pinned)
+
+    def plan_compaction(self, floor: int, threads: int) -> list[SegmentJob]:
+        return compact_plan(self, floor, threads)
 
     def optimized(self, below_rowid: int) -> bool:
         """Are all rows older than ``below_rowid`` in one segment per partition?"""

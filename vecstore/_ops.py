@@ -30,6 +30,7 @@ class Effects:
 
     version: int
     seq: int = 0
+    kind: str = "write"  # "write" or "rollback": how history() names the change
     kills: list[tuple[int, int]] = field(default_factory=list)  # (pid, rowid)
     adds: list[tuple[int, int, np.ndarray]] = field(default_factory=list)  # (pid, r0, mat)
 
@@ -143,8 +144,8 @@ class TxnCtx:
         eff = self.cur
         assert eff is not None
         ts = time.time()
-        self.txn.put(k64(eff.version), cbor2.dumps({"t": ts, "m": message, "ops": self.ops}),
-                     db=self.db_versions)
+        info = {"t": ts, "m": message, "ops": self.ops, "k": eff.kind}
+        self.txn.put(k64(eff.version), cbor2.dumps(info), db=self.db_versions)
         entry: dict[str, Any] = {
             "v": eff.version,
             "t": ts,
@@ -173,6 +174,7 @@ class WriteRequest:
 
     message: str | None
     partition: str
+    always_version = False  # a version even when nothing changed (rollback)
 
     def apply(self, ctx: TxnCtx) -> Any:
         raise NotImplementedError
@@ -185,11 +187,31 @@ class Upsert(WriteRequest):
     vectors: np.ndarray  # float32 (n, dim), validated
     metas: list[bytes]  # CBOR, validated
     message: str | None = None
+    # meta keys written in the same transaction (e.g. an import's progress)
+    meta_puts: dict[str, Any] | None = None
 
     def apply(self, ctx: TxnCtx) -> Any:
         pid = ctx.pid_for(self.partition, create=True)
         assert pid is not None
         ctx.upsert_rows(pid, self.ids, self.vectors, self.metas)
+        for key, value in (self.meta_puts or {}).items():
+            ctx.engine.storage.put_meta(ctx.txn, key, value)
+        return ctx.version
+
+
+@dataclass
+class PutMeta(WriteRequest):
+    """Write meta keys only (no version), e.g. progress of a batch whose
+    records were all rejected."""
+
+    puts: dict[str, Any]
+    message: str | None = None
+    partition: str = "default"
+
+    def apply(self, ctx: TxnCtx) -> Any:
+        ctx.abandon()
+        for key, value in self.puts.items():
+            ctx.engine.storage.put_meta(ctx.txn, key, value)
         return ctx.version
 
 

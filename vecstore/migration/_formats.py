@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import ijson
 
+from .._errors import MigrationError
 from ._readers import (
     FORMATS,
     SourceRecord,
     check_format,
     check_source,
     open_binary,
-    open_reader,
     parse_error,
+    read_chroma,
+    read_document,
+    read_jsonl,
 )
 from ._writers import write_export
 
@@ -57,6 +61,28 @@ _MIN_SAMPLE_RECORDS = 16
 #: ... but never read more than this for an estimate.
 _DOC_SAMPLE_MAX_BYTES = 64 << 20
 _CHUNK = 16 << 10
+
+
+def open_reader(fmt: str, path: str | os.PathLike[str], *, start: int = 0,
+                vector_name: str | None = None) -> Iterator[SourceRecord]:
+    """Stream the records of an export file, starting at record ``start``.
+
+    The format, the ``start`` argument and the file's existence are checked
+    at once (MigrationError); the file is opened on the first ``next()`` and
+    closed when the iterator is exhausted, fails, or is closed.  Records
+    before ``start`` are parsed (to find where ``start`` is) but not yielded;
+    skipped Qdrant lines are only checked for blankness, not parsed.
+    ``vector_name`` picks one of several named vectors (Qdrant, Weaviate).
+    """
+    check_format(fmt)
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise MigrationError(f"start must be a non-negative int, got {start!r}")
+    p, _ = check_source(path)
+    if fmt == "qdrant":
+        return read_jsonl(p, start, vector_name)
+    if fmt == "chroma":
+        return read_chroma(p, start)
+    return read_document(fmt, p, start, vector_name)
 
 
 @dataclass(frozen=True)
@@ -165,7 +191,7 @@ def _count_chroma_ids(path: str) -> int:
                 if prefix == "" and event == "map_key":
                     if value != "ids":
                         break
-                    if next(events)[1] != "start_array":
+                    if next(events, ("", "", None))[1] != "start_array":
                         return 0
                     n = 0
                     for prefix, event, _ in events:

@@ -52,7 +52,9 @@ class SourceRecord:
 def check_format(fmt: object) -> str:
     """Return *fmt* if it names a supported format, else raise MigrationError."""
     if not isinstance(fmt, str) or fmt not in FORMATS:
-        raise MigrationError(f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}")
+        raise MigrationError(
+            f"unknown export format {fmt!r}; expected one of: {', '.join(FORMATS)}"
+        )
     return fmt
 
 
@@ -136,51 +138,33 @@ def _pinecone_record(pos: int, obj: object, vector_name: str | None) -> SourceRe
     return SourceRecord(pos, obj.get("id"), obj.get("values"), obj.get("metadata"), None, err)
 
 
-def _weaviate_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:
+def _vector_record(pos: int, obj: object, vector_name: str | None,
+                   meta_key: str) -> SourceRecord:
+    """Qdrant point / Weaviate object: ``vector`` may be a dict of named
+    vectors; Weaviate's named vectors may also sit under ``vectors`` (with
+    ``vector`` absent, null or empty)."""
     if not isinstance(obj, dict):
         return _not_object(pos, obj)
     vec, verr = obj.get("vector"), _problem(obj, "vector")
-    if vec is None and isinstance(obj.get("vectors"), dict):  # Weaviate named vectors
-        vec, verr = pick_named(obj["vectors"], vector_name)
-    elif isinstance(vec, dict):
-        vec, verr = pick_named(vec, vector_name)
-    err = _join(_problem(obj, "id"), verr)
-    return SourceRecord(pos, obj.get("id"), vec, obj.get("properties"), None, err)
-
-
-def _qdrant_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:
-    if not isinstance(obj, dict):
-        return _not_object(pos, obj)
-    vec, verr = obj.get("vector"), _problem(obj, "vector")
+    if (vec is None or vec == []) and meta_key == "properties" \
+            and isinstance(obj.get("vectors"), dict):
+        vec = obj["vectors"]
     if isinstance(vec, dict):
         vec, verr = pick_named(vec, vector_name)
     err = _join(_problem(obj, "id"), verr)
-    return SourceRecord(pos, obj.get("id"), vec, obj.get("payload"), None, err)
+    return SourceRecord(pos, obj.get("id"), vec, obj.get(meta_key), None, err)
+
+
+def _weaviate_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:
+    return _vector_record(pos, obj, vector_name, "properties")
+
+
+def _qdrant_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:
+    return _vector_record(pos, obj, vector_name, "payload")
 
 
 _Builder = Callable[[int, object, "str | None"], SourceRecord]
 _DOC_BUILDERS: dict[str, _Builder] = {"pinecone": _pinecone_record, "weaviate": _weaviate_record}
-
-
-def open_reader(fmt: str, path: str | os.PathLike[str], *, start: int = 0,
-                vector_name: str | None = None) -> Iterator[SourceRecord]:
-    """Stream the records of an export file, starting at record ``start``.
-
-    The format, the ``start`` argument and the file's existence are checked
-    at once (MigrationError); the file is opened on the first ``next()`` and
-    closed when the iterator is exhausted, fails, or is closed.  Records
-    before ``start`` are parsed (to find where ``start`` is) but not yielded.
-    ``vector_name`` picks one of several named vectors (Qdrant, Weaviate).
-    """
-    check_format(fmt)
-    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
-        raise MigrationError(f"start must be a non-negative int, got {start!r}")
-    p, _ = check_source(path)
-    if fmt == "qdrant":
-        return _read_jsonl(p, start, vector_name)
-    if fmt == "chroma":
-        return _read_chroma(p, start)
-    return _read_document(fmt, p, start, vector_name)
 
 
 def _loads_line(line: bytes) -> object:
@@ -201,7 +185,7 @@ def _loads_line(line: bytes) -> object:
     return json.loads(line)
 
 
-def _read_jsonl(path: str, start: int, vector_name: str | None) -> Iterator[SourceRecord]:
+def read_jsonl(path: str, start: int, vector_name: str | None) -> Iterator[SourceRecord]:
     f = open_binary(path)
     try:
         pos = 0
@@ -235,11 +219,11 @@ def probe_kind_events(path: str, key: str) -> str:
             return "not-object"
         for prefix, event, value in events:
             if prefix == "" and event == "map_key" and value == key:
-                return _KINDS.get(next(events)[1], "scalar")
+                return _KINDS.get(next(events, ("", "", None))[1], "scalar")
     return "missing"
 
 
-def _read_document(fmt: str, path: str, start: int,
+def read_document(fmt: str, path: str, start: int,
                    vector_name: str | None) -> Iterator[SourceRecord]:
     build = _DOC_BUILDERS[fmt]
     f = open_binary(path)
@@ -330,7 +314,7 @@ def _chroma_row(pos: int, values: list[Any]) -> SourceRecord:
     return SourceRecord(pos, id_, emb, meta, doc, err)
 
 
-def _read_chroma(path: str, start: int) -> Iterator[SourceRecord]:
+def read_chroma(path: str, start: int) -> Iterator[SourceRecord]:
     cols: list[_Column] = []
     try:
         for name, required in _CHROMA_COLUMNS:
