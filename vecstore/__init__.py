@@ -10,7 +10,7 @@ from ._async import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
 from ._snapshot import Snapshot
-from ._store import PartitionView, VecStore
+from ._store import PartitionView, VecStore, VersionedStore
 from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
 
 __version__ = "0.1.0"
@@ -30,5 +30,6 @@ __all__ = [
     "Snapshot",
     "Stats",
     "VecStore",
+    "VersionedStore",
     "VersionInfo",
 ]

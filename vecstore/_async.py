@@ -23,8 +23,16 @@ from ._maint import backup_store, make_stats, partition_names
 from ._ops import WriteRequest
 from ._snapshot import DEFAULT, QueryLike, Snapshot
 from ._store import FilterLike
-from ._types import Config, Record, Result, Stats
+from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
 from ._validate import check_partition
+from ._versions import (
+    Rollback,
+    list_versions,
+    make_retention,
+    make_tag,
+    open_snapshot,
+    record_history,
+)
 from ._writer import Writer
 
 T = TypeVar("T")
@@ -82,9 +90,17 @@ class _AsyncPartitionAPI:
     def version(self) -> int:
         return self._store._eng().state.version
 
-    async def snapshot(self, version: int | None = None) -> AsyncSnapshot:
-        eng = self._store._eng()
-        return AsyncSnapshot(Snapshot(eng, eng.state, version, self._pname))
+    async def snapshot(self, version: int | None = None, *,
+                       tag: str | None = None) -> AsyncSnapshot:
+        snap = await _run(open_snapshot, self._store._eng(), version, tag, self._pname)
+        return AsyncSnapshot(snap)
+
+    async def history(self, id: Any) -> list[RecordVersion]:
+        return await _run(record_history, self._store._eng(), self._pname, id)
+
+    async def rollback(self, version: int, message: str | None = None) -> int:
+        part = None if self._store is self else check_partition(self._pname)
+        return await self._store._submit(Rollback(part, version, message))  # type: ignore[no-any-return]
 
     def _snap(self) -> AsyncSnapshot:
         eng = self._store._eng()
@@ -182,6 +198,27 @@ class AsyncVecStore(_AsyncPartitionAPI):
 
     async def stats(self) -> Stats:
         return await _run(make_stats, self._eng())
+
+    async def versions(self) -> list[VersionInfo]:
+        eng = self._eng()
+
+        def run() -> list[VersionInfo]:
+            with eng.storage.read() as txn:
+                return list_versions(eng.storage, txn)
+
+        return await _run(run)
+
+    async def tag(self, name: str) -> int:
+        return await self._submit(make_tag(name))  # type: ignore[no-any-return]
+
+    async def set_retention(self, versions: int | None = None,
+                            seconds: float | None = None) -> None:
+        await self._submit(make_retention(versions, seconds))
+
+    async def compact(self) -> dict[str, int]:
+        self._writable()
+        assert self._writer is not None
+        return await self._writer.compact()
 
     async def optimize(self) -> None:
         self._writable()

@@ -67,23 +67,21 @@ class SegmentJob:
     growing_vecs: np.ndarray  # reference to the growing arrays at plan time
     rowids: np.ndarray  # ascending
     born: np.ndarray
-    order: np.ndarray | None  # permutation of the concatenated inputs into rowid order
+    order: np.ndarray | None  # positions in the concatenated inputs, in rowid order (None: all)
     path: str
     distance: Distance
     m: int
     ef_construction: int
     threads: int
+    cutoff: int = -1  # highest growing rowid this job seals (-1 if none)
     index: Any = None
     crc: int = 0
     error: BaseException | None = None
     done: Any = field(default=None)  # an event the runner sets when finished
 
-    @property
-    def cutoff(self) -> int:
-        """Highest growing rowid this job seals (-1 if none)."""
-        return int(self.rowids[-1]) if self.count else -1
-
     def build(self) -> None:
+        if len(self.rowids) == 0:  # every row was left out: nothing to write
+            return
         mats = [seg.vectors(np.arange(seg.n)) for seg in self.sources]
         if self.count:
             mats.append(self.growing_vecs[: self.count])

@@ -88,6 +88,7 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
     for key, val in txn.cursor(db=st.db("parts")):
         d = cbor2.loads(val)
         pm = PartMem(d["pid"], bytes(key).decode(), d["live"])
+        pm.upto = st.get_meta(txn, f"upto:{pm.pid}", -1)
         out.parts[pm.name] = by_pid[pm.pid] = pm
     dkeys, dvals = _died_table(txn, st.db("died"))
     reader = Reader(st, txn)
@@ -121,9 +122,9 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         g = GrowingSegment(pid, engine.dim, engine.distance,
                            sum(hi - lo for lo, hi, _v, _s in ranges))
         for lo, hi, v, seq in ranges:
-            rowids = np.arange(lo, hi, dtype=np.int64)
-            vecs = prepare(reader.vectors(rowids, engine.dim), engine.distance)
-            g.append(rowids, np.full(hi - lo, v, np.int64), vecs)
+            rowids, raw = reader.existing_vectors(np.arange(lo, hi, dtype=np.int64), engine.dim)
+            if rowids.size:
+                g.append(rowids, np.full(rowids.size, v, np.int64), prepare(raw, engine.distance))
             pm.adds.append((lo, hi - 1, seq))
         g.died[: g.n] = died_for(g.rowids[: g.n], dkeys, dvals)
         g.n_dead = int((g.died[: g.n] != INF).sum())

@@ -92,6 +92,19 @@ class Reader:
             out[i] = np.frombuffer(get(k64(r), db=db), dtype=np.float32)
         return out
 
+    def existing_vectors(self, rowids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`vectors`, skipping rows compaction has removed."""
+        keep = []
+        vecs = []
+        get, db = self.txn.get, self.vecs
+        for r in rowids.tolist():
+            raw = get(k64(r), db=db)
+            if raw is not None:
+                keep.append(r)
+                vecs.append(np.frombuffer(raw, dtype=np.float32))
+        mat = np.stack(vecs) if vecs else np.empty((0, dim), np.float32)
+        return np.asarray(keep, np.int64), mat
+
     def find(self, pid: int, rid: str, version: int | None = None) -> tuple[int, int] | None:
         if self.hist is None:
             return None

@@ -59,6 +59,7 @@ class Snapshot:
         self._state = state
         self._version = state.version if version is None else version
         self._partition = partition
+        self._parent: Snapshot | None = None
 
     @property
     def version(self) -> int:
@@ -69,7 +70,9 @@ class Snapshot:
         return self._partition
 
     def partition(self, name: str) -> Snapshot:
-        return Snapshot(self._engine, self._state, self._version, check_partition(name))
+        view = Snapshot(self._engine, self._state, self._version, check_partition(name))
+        view._parent = self  # keeps this snapshot (and its pin) alive
+        return view
 
     def __repr__(self) -> str:
         return f"<Snapshot version={self._version} partition={self._partition!r}>"

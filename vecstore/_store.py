@@ -18,8 +18,16 @@ from ._filter import Filter
 from ._maint import backup_store, make_stats, partition_names
 from ._ops import WriteRequest
 from ._snapshot import DEFAULT, QueryLike, Snapshot
-from ._types import Config, Record, Result, Stats
+from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
 from ._validate import check_partition
+from ._versions import (
+    Rollback,
+    list_versions,
+    make_retention,
+    make_tag,
+    open_snapshot,
+    record_history,
+)
 from ._writer import LoopThread
 
 FilterLike = str | Mapping[str, Any] | Filter | None
@@ -42,8 +50,20 @@ class _PartitionAPI:
     def version(self) -> int:
         return self._store._engine_checked().state.version
 
-    def snapshot(self, version: int | None = None) -> Snapshot:
-        return self._store._snapshot(version, self._pname)
+    def snapshot(self, version: int | None = None, *, tag: str | None = None) -> Snapshot:
+        """An immutable view at ``version`` / ``tag`` (default: the latest)."""
+        return open_snapshot(self._store._engine_checked(), version, tag,  # type: ignore[no-any-return]
+                             self._pname)
+
+    def history(self, id: Any) -> list[RecordVersion]:
+        """Every retained version that changed the record, oldest first."""
+        eng = self._store._engine_checked()
+        return record_history(eng, self._pname, id)
+
+    def rollback(self, version: int, message: str | None = None) -> int:
+        """A new version whose state (of this partition) equals ``version``'s."""
+        self._store._writable()
+        return self._submit(Rollback(check_partition(self._pname), version, message))  # type: ignore[no-any-return]
 
     # writes
     def upsert(self, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None, *,
@@ -71,26 +91,29 @@ class _PartitionAPI:
         self._store._writable()
         targets = list(ids or [])
         if filter is not None:
-            targets += [r.id for r in self.snapshot().scan(filter)]
+            targets += [r.id for r in self._latest().scan(filter)]
         return self._submit(rq.delete(self._pname, targets, message, single=False))  # type: ignore[no-any-return]
 
     # reads (at the latest version)
+    def _latest(self) -> Snapshot:
+        return self._store._snapshot(None, self._pname)
+
     def get(self, id: Any) -> Record | None:
-        return self.snapshot().get(id)
+        return self._latest().get(id)
 
     def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
               ef: int | None = None, include_vectors: bool | None = None,
               partitions: Sequence[str] | None = None) -> list[Result]:
-        return self.snapshot().query(query, k, filter, ef, include_vectors, partitions)
+        return self._latest().query(query, k, filter, ef, include_vectors, partitions)
 
     def count(self, filter: FilterLike = None) -> int:
-        return self.snapshot().count(filter)
+        return self._latest().count(filter)
 
     def scan(self, filter: FilterLike = None, batch_size: int = 1000) -> Iterator[Record]:
-        return self.snapshot().scan(filter, batch_size)
+        return self._latest().scan(filter, batch_size)
 
     def __len__(self) -> int:
-        return self.snapshot().count()
+        return self._latest().count()
 
     def __contains__(self, id: Any) -> bool:
         return self.get(id) is not None
@@ -168,6 +191,37 @@ class VecStore(_PartitionAPI):
     def stats(self) -> Stats:
         return make_stats(self._engine_checked())
 
+    # -- versions ------------------------------------------------------------------
+
+    def versions(self) -> list[VersionInfo]:
+        """Retained versions, oldest first."""
+        eng = self._engine_checked()
+        with eng.storage.read() as txn:
+            return list_versions(eng.storage, txn)
+
+    def tag(self, name: str) -> int:
+        """Name the current version; ``snapshot(tag=name)`` reads it."""
+        self._writable()
+        return self._submit(make_tag(name))  # type: ignore[no-any-return]
+
+    def rollback(self, version: int, message: str | None = None) -> int:
+        """A new version whose state (every partition) equals ``version``'s."""
+        self._writable()
+        return self._submit(Rollback(None, version, message))  # type: ignore[no-any-return]
+
+    def set_retention(self, versions: int | None = None, seconds: float | None = None) -> None:
+        """Keep the last ``versions`` versions and/or those younger than
+        ``seconds`` (a version must satisfy every limit given); older ones
+        become unreadable at once and are reclaimed by :meth:`compact`."""
+        self._writable()
+        self._submit(make_retention(versions, seconds))
+
+    def compact(self) -> dict[str, int]:
+        """Reclaim rows no retained version or open snapshot can see."""
+        self._writable()
+        assert self._loop is not None
+        return self._loop.call(self._loop.writer.compact)
+
     def optimize(self) -> None:
         """Seal and index everything pending; returns when queries use only
         HNSW segments (one per partition)."""
@@ -206,3 +260,11 @@ class VecStore(_PartitionAPI):
     def __repr__(self) -> str:
         state = "closed" if self._engine is None else f"version {self._engine.state.version}"
         return f"<VecStore {self.path!r} {state}>"
+
+
+class VersionedStore(VecStore):
+    """The seed's spelling of the same store, with ``update``."""
+
+    def update(self, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None,
+               message: str | None = None) -> int:
+        return self.upsert(id, vector, metadata, message=message)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from ._compact import Purge
 from ._engine import Engine
 from ._errors import StoreClosedError
 from ._jobs import SegmentJob
@@ -98,20 +99,39 @@ class Writer:
         into one; return once the rows written before the call are indexed."""
         target = self.engine.next_rowid
         for _round in range(8):  # writes racing in may need another round
-            while True:
-                async with self._plan_lock:
-                    pending = list(self._jobs.values())
-                if not pending:
-                    break
-                for job in pending:
-                    await job.done.wait()
-            jobs = await self._start_jobs(force=True)
-            for job in jobs:
-                await job.done.wait()
-                if job.error is not None:
-                    raise job.error
+            await self._drain_jobs()
+            await self._wait(await self._start_jobs(force=True))
             if self.engine.optimized(target):
                 return
+
+    async def compact(self) -> dict[str, int]:
+        """Rebuild segments without rows no retained version sees, then purge
+        them from LMDB in small transactions that interleave with writes."""
+        await self._drain_jobs()
+        floor = await self._locked(self.engine.compaction_floor)
+        threads = os.cpu_count() or 1
+        await self._wait(await self._start_jobs(force=False, compact_floor=floor,
+                                                threads=threads))
+        purge = Purge(self.engine, floor)
+        while await self._locked(purge.step):
+            pass
+        return {"floor": floor, "rows": purge.rows_deleted, "history": purge.hist_deleted}
+
+    async def _drain_jobs(self) -> None:
+        while True:
+            async with self._plan_lock:
+                pending = list(self._jobs.values())
+            if not pending:
+                return
+            for job in pending:
+                await job.done.wait()
+
+    @staticmethod
+    async def _wait(jobs: list[SegmentJob]) -> None:
+        for job in jobs:
+            await job.done.wait()
+            if job.error is not None:
+                raise job.error
 
     async def aclose(self) -> None:
         self.closed = True
@@ -119,10 +139,15 @@ class Writer:
 
     # -- segment jobs ----------------------------------------------------------------
 
-    async def _start_jobs(self, force: bool) -> list[SegmentJob]:
-        threads = (os.cpu_count() or 1) if force else 1
+    async def _start_jobs(self, force: bool, compact_floor: int | None = None,
+                          threads: int | None = None) -> list[SegmentJob]:
+        if threads is None:
+            threads = (os.cpu_count() or 1) if force else 1
         async with self._plan_lock:  # planned jobs are registered before anyone looks
-            jobs = await self._locked(self.engine.plan_jobs, force, threads)
+            if compact_floor is not None:
+                jobs = await self._locked(self.engine.plan_compaction, compact_floor, threads)
+            else:
+                jobs = await self._locked(self.engine.plan_jobs, force, threads)
             assert self._nursery is not None
             for job in jobs:
                 job.done = trio.Event()
