@@ -11,6 +11,7 @@ from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
 from ._snapshot import Snapshot
 from ._store import PartitionView, VecStore, VersionedStore
+from ._plan import QueryPlan
 from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "Distance",
     "PartitionView",
     "Query",
+    "QueryPlan",
     "Record",
     "RecordVersion",
     "Result",

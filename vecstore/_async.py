@@ -20,7 +20,9 @@ from . import _requests as rq
 from ._engine import Engine
 from ._errors import ReadOnlyError, StoreClosedError
 from ._maint import backup_store, make_stats, partition_names
+from ._indexing import DropIndex, make_create_index
 from ._ops import WriteRequest
+from ._plan import QueryPlan
 from ._snapshot import DEFAULT, QueryLike, Snapshot
 from ._store import FilterLike
 from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
@@ -128,11 +130,8 @@ class _AsyncPartitionAPI:
     async def delete_many(self, ids: Iterable[Any] | None = None, *, filter: FilterLike = None,
                           message: str | None = None) -> int:
         self._store._writable()
-        targets = list(ids or [])
-        if filter is not None:
-            targets += [r.id async for r in self._snap().scan(filter)]
         return await self._store._submit(  # type: ignore[no-any-return]
-            rq.delete(self._pname, targets, message, single=False))
+            rq.delete_many(self._pname, ids, filter, message))
 
     async def get(self, id: Any) -> Record | None:
         return await self._snap().get(id)
@@ -198,6 +197,19 @@ class AsyncVecStore(_AsyncPartitionAPI):
 
     async def stats(self) -> Stats:
         return await _run(make_stats, self._eng())
+
+    async def create_index(self, field: str, kind: str = "btree") -> bool:
+        return await self._submit(make_create_index(field, kind))  # type: ignore[no-any-return]
+
+    async def drop_index(self, field: str) -> bool:
+        return await self._submit(DropIndex(field))  # type: ignore[no-any-return]
+
+    async def indexes(self) -> dict[str, str]:
+        return {ix.field: ix.kind for ix in self._eng().state.indexes.values()}
+
+    async def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+                      partitions: Sequence[str] | None = None) -> QueryPlan:
+        return await _run(self._snap().sync.explain, query, k, filter, partitions)
 
     async def versions(self) -> list[VersionInfo]:
         eng = self._eng()

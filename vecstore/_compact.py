@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING
 import lmdb
 import numpy as np
 
+from ._index import ColumnBuilder
+from ._indexing import row_index_keys
 from ._jobs import SegmentJob
+from ._records import decode_row
 from ._segment import GrowingSegment
 from ._storage import k64, split_hist_key, u64
 
@@ -44,6 +47,7 @@ def plan(engine: Engine, floor: int, threads: int) -> list[SegmentJob]:
             fresh.append(g.rowids[keep], g.born[keep], g.vecs[keep])
             fresh.died[: len(keep)] = g.died[keep]
             fresh.n_dead = int((fresh.died[: fresh.n] != np.iinfo(np.int64).max).sum())
+            fresh.cols = {p: ColumnBuilder.of(c) for p, c in g.columns(keep).items()}
             pm.growing = fresh
             changed.append(pm.pid)
     if changed:
@@ -103,8 +107,14 @@ class Purge:
         arr = np.asarray(victims, np.int64)
         if ref.size and arr.size:
             arr = arr[~np.isin(arr, ref)]
+        defs = list(self.engine.indexes.values())
         for rowid in arr.tolist():
             key = k64(rowid)
+            if defs:
+                raw = txn.get(key, db=st.db("rows"))
+                if raw is not None:
+                    for ik in row_index_keys(defs, decode_row(raw)[2], rowid):
+                        txn.delete(ik, db=st.db("ix"))
             txn.delete(key, db=st.db("rows"))
             txn.delete(key, db=st.db("vecs"))
             txn.delete(key, db=st.db("died"))

@@ -24,6 +24,8 @@ from wal import CorruptEntryError, WriteAheadLog
 from ._errors import ConfigMismatchError, CorruptionError, VecStoreError
 from ._jobs import SegmentJob, segment_file_name, write_index_file
 from ._compact import plan as compact_plan
+from ._index import ColumnBuilder, concat_columns, encode_values, lookup_path
+from ._indexing import IndexDef, attach_columns, load_defs
 from ._load import load
 from ._ops import Effects, TxnCtx, WriteRequest
 from ._records import Reader
@@ -53,6 +55,7 @@ class Engine:
             self.write_calls = 0  # write requests answered
             self.parts: dict[str, PartMem] = {}
             self.by_pid: dict[int, PartMem] = {}
+            self.indexes: dict[tuple[str, ...], IndexDef] = {}
             self._reload()
             if not read_only:
                 self._collect_garbage()
@@ -111,6 +114,7 @@ class Engine:
             cfg = st.get_meta(txn, "config")
             if cfg and cfg.get("dim") is not None:
                 self.dim = cfg["dim"]
+            self.indexes = load_defs(st, txn, {})
             try:
                 loaded = load(self, txn, reuse)
             except CorruptEntryError as exc:
@@ -120,6 +124,9 @@ class Engine:
         self.last_seq = loaded.last_seq
         self.parts = loaded.parts
         self.by_pid = {pm.pid: pm for pm in self.parts.values()}
+        if self.indexes:
+            with st.read() as txn:
+                attach_columns(self, txn, list(self.indexes))
         if loaded.repaired and not self.read_only:
             self._save_repairs(loaded.repaired)
         self.state = self._make_state()
@@ -174,7 +181,7 @@ class Engine:
             for pid in changed:
                 pm = self.by_pid[pid]
                 parts[pm.name] = pm.state()
-        return State(self.version, parts, self.dim, self.distance)
+        return State(self.version, parts, self.dim, self.distance, dict(self.indexes))
 
     # -- writing --------------------------------------------------------------------
 
@@ -237,7 +244,27 @@ class Engine:
         for eff in ctx.done:
             self._apply(eff, touched)
             self.last_seq = eff.seq
+        if ctx.index_changes:
+            self._adopt_indexes()
+            touched = set(self.by_pid)
         self.state = self._make_state(sorted(touched))
+
+    def _adopt_indexes(self) -> None:
+        """Indexes were created or dropped: rebuild the affected columns."""
+        with self.storage.read() as txn:
+            new = load_defs(self.storage, txn, self.indexes)
+            gone = set(self.indexes) - set(new)
+            fresh = [p for p, ix in new.items()
+                     if p not in self.indexes or self.indexes[p].fid != ix.fid]
+            self.indexes = new
+            for pm in self.parts.values():
+                for seg in pm.sealed:
+                    for p in gone:
+                        seg.cols.pop(p, None)
+                if pm.growing is not None:
+                    for p in gone:
+                        pm.growing.cols.pop(p, None)
+            attach_columns(self, txn, fresh)
 
     def _apply(self, eff: Effects, touched: set[int]) -> None:
         kills: dict[int, list[int]] = {}
@@ -246,12 +273,16 @@ class Engine:
         for pid, rowids in kills.items():
             self._kill(self.by_pid[pid], np.asarray(rowids, np.int64), eff.version)
             touched.add(pid)
-        for pid, r0, mat in eff.adds:
+        for pid, r0, mat, dicts in eff.adds:
             pm = self.by_pid[pid]
             if pm.growing is None:
                 assert self.dim is not None
                 pm.growing = GrowingSegment(pid, self.dim, self.distance)
+                pm.growing.cols = {p: ColumnBuilder() for p in self.indexes}
             n = mat.shape[0]
+            for path, ix in self.indexes.items():
+                col = encode_values((lookup_path(d, path) for d in dicts), ix.fd)
+                pm.growing.cols[path].append(col)
             pm.growing.append(np.arange(r0, r0 + n, dtype=np.int64),
                               np.full(n, eff.version, np.int64), prepare(mat, self.distance))
             pm.adds.append((r0, r0 + n - 1, eff.seq))
@@ -335,8 +366,14 @@ class Engine:
             pm.pid, seg_id, list(sources), count,
             g.vecs if (g is not None and count) else np.empty((0, self.dim or 1), np.float32),
             rowids, born, order, self.storage.segment_path(segment_file_name(seg_id)),
-            self.distance, cfg.hnsw_m, cfg.ef_construction, threads,
+            self.distance, cfg.hnsw_m, cfg.ef_construction, threads, self.fetch_vectors,
             cutoff=int(g.rowids[count - 1]) if (count and g is not None) else -1)
+
+    def fetch_vectors(self, rowids: np.ndarray) -> np.ndarray:
+        """Rows' vectors as searched (any thread)."""
+        assert self.dim is not None
+        with self.storage.read() as txn:
+            return prepare(Reader(self.storage, txn).vectors(rowids, self.dim), self.distance)
 
     def finish_job(self, job: SegmentJob) -> None:
         """Record a built segment in the manifest and publish it (writer only)."""
@@ -351,6 +388,13 @@ class Engine:
             died = died[job.order]
         seg = SealedSegment(job.seg_id, pm.pid, job.index, job.rowids, job.born,
                             died.copy(), os.path.basename(job.path))
+        for path in self.indexes:
+            cols = [s.cols[path] for s in job.sources]
+            if job.count:
+                assert g is not None
+                cols.append(g.cols[path].view().take(np.arange(job.count)))
+            col = concat_columns(cols)
+            seg.cols[path] = col if job.order is None else col.take(job.order)
         entry = {"pid": pm.pid, "file": seg.file, "n": seg.n, "crc": job.crc,
                  "upto": max(pm.upto, job.cutoff), "dim": self.dim, "m": job.m,
                  "efc": job.ef_construction}

@@ -73,6 +73,7 @@ class SegmentJob:
     m: int
     ef_construction: int
     threads: int
+    fetch: Any = None  # rowids -> prepared vectors, read from LMDB (for merged sources)
     cutoff: int = -1  # highest growing rowid this job seals (-1 if none)
     index: Any = None
     crc: int = 0
@@ -82,7 +83,7 @@ class SegmentJob:
     def build(self) -> None:
         if len(self.rowids) == 0:  # every row was left out: nothing to write
             return
-        mats = [seg.vectors(np.arange(seg.n)) for seg in self.sources]
+        mats = [self.fetch(seg.rowids) for seg in self.sources]
         if self.count:
             mats.append(self.growing_vecs[: self.count])
         vecs = np.concatenate(mats) if len(mats) > 1 else mats[0]

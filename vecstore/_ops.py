@@ -32,7 +32,8 @@ class Effects:
     seq: int = 0
     kind: str = "write"  # "write" or "rollback": how history() names the change
     kills: list[tuple[int, int]] = field(default_factory=list)  # (pid, rowid)
-    adds: list[tuple[int, int, np.ndarray]] = field(default_factory=list)  # (pid, r0, mat)
+    # (pid, first rowid, vectors, metadata dicts)
+    adds: list[tuple[int, int, np.ndarray, list[dict[str, Any]]]] = field(default_factory=list)
 
 
 class TxnCtx:
@@ -55,6 +56,8 @@ class TxnCtx:
         self.revived: set[str] = set()
         self.dropped: set[str] = set()
         self.done: list[Effects] = []
+        self.index_changes: list[tuple[str, str]] = []  # ("create"|"drop"|"kind", field)
+        self.db_ix = st.db("ix")
         self.cur: Effects | None = None
         self.ops = 0
 
@@ -100,7 +103,16 @@ class TxnCtx:
         self.txn.put(k64(rowid), k64(self.version), db=self.db_died)
         self.cur.kills.append((pid, rowid))
 
-    def upsert_rows(self, pid: int, ids: list[str], mat: np.ndarray, metas: list[bytes]) -> None:
+    def _index_defs(self) -> list[Any]:
+        defs = dict(self.engine.indexes)
+        if self.index_changes:  # created or dropped earlier in this transaction
+            from ._indexing import load_defs
+
+            defs = load_defs(self.engine.storage, self.txn, defs)
+        return list(defs.values())
+
+    def upsert_rows(self, pid: int, ids: list[str], mat: np.ndarray, metas: list[bytes],
+                    dicts: list[dict[str, Any]] | None = None) -> None:
         assert self.cur is not None
         if self.dim is None:
             self.dim = int(mat.shape[1])
@@ -124,7 +136,16 @@ class TxnCtx:
             c.putmulti(rows, append=True)
         with txn.cursor(db=self.db_vecs) as c:
             c.putmulti(vecs, append=True)
-        self.cur.adds.append((pid, r0, mat))
+        defs = self._index_defs()
+        if dicts is None:
+            dicts = [cbor2.loads(m) for m in metas] if defs else []
+        if defs:
+            from ._indexing import row_index_keys
+
+            keys = sorted(k for j, d in enumerate(dicts) for k in row_index_keys(defs, d, r0 + j))
+            with txn.cursor(db=self.db_ix) as c:
+                c.putmulti([(k, b"") for k in keys])
+        self.cur.adds.append((pid, r0, mat, dicts))
         self.ops += len(ids)
 
     def delete_ids(self, pid: int, ids: list[str]) -> int:
@@ -149,7 +170,7 @@ class TxnCtx:
         entry: dict[str, Any] = {
             "v": eff.version,
             "t": ts,
-            "a": [[pid, r0, int(mat.shape[0])] for pid, r0, mat in eff.adds],
+            "a": [[pid, r0, int(mat.shape[0])] for pid, r0, mat, _d in eff.adds],
             "d": [rowid for _pid, rowid in eff.kills],
         }
         eff.seq = self.engine.wal.append(entry, txn=self.txn)
@@ -189,11 +210,12 @@ class Upsert(WriteRequest):
     message: str | None = None
     # meta keys written in the same transaction (e.g. an import's progress)
     meta_puts: dict[str, Any] | None = None
+    dicts: list[dict[str, Any]] | None = None  # the metadata, decoded
 
     def apply(self, ctx: TxnCtx) -> Any:
         pid = ctx.pid_for(self.partition, create=True)
         assert pid is not None
-        ctx.upsert_rows(pid, self.ids, self.vectors, self.metas)
+        ctx.upsert_rows(pid, self.ids, self.vectors, self.metas, self.dicts)
         for key, value in (self.meta_puts or {}).items():
             ctx.engine.storage.put_meta(ctx.txn, key, value)
         return ctx.version
@@ -246,3 +268,49 @@ class DropPartition(WriteRequest):
         ctx.dropped.add(self.partition)
         ctx.ops += 1
         return True
+
+
+@dataclass
+class DeleteWhere(WriteRequest):
+    """Delete every record of a partition matching a filter, evaluated
+    inside the writer's transaction (so it sees every earlier write)."""
+
+    partition: str
+    filter: Any  # a parsed Filter
+    message: str | None = None
+    ids: list[str] = field(default_factory=list)  # deleted too, in the same version
+
+    def apply(self, ctx: TxnCtx) -> Any:
+        from ._records import decode_row
+        from ._snapshot import Snapshot
+
+        pid = ctx.pid_for(self.partition, create=False)
+        if pid is None:
+            ctx.abandon()
+            return ctx.version
+        flt = self.filter
+        eng = ctx.engine
+        doomed: list[str] = list(self.ids)
+        seen: set[str] = set(self.ids)
+        for rid, rowid in Snapshot(eng, eng.state, None, self.partition).matching_rows(flt):
+            if rid in seen:
+                continue
+            seen.add(rid)
+            cur = ctx.find(pid, rid)
+            if cur == rowid or (cur is not None and flt.matches(
+                    decode_row(ctx.txn.get(k64(cur), db=ctx.db_rows))[2])):
+                doomed.append(rid)
+        for eff in [*ctx.done, ctx.cur]:  # rows this batch added
+            for apid, r0, _mat, dicts in (eff.adds if eff is not None else []):
+                if apid != pid:
+                    continue
+                for j, d in enumerate(dicts or []):
+                    if flt.matches(d):
+                        rid = decode_row(ctx.txn.get(k64(r0 + j), db=ctx.db_rows))[1]
+                        if rid not in seen and ctx.find(pid, rid) == r0 + j:
+                            seen.add(rid)
+                            doomed.append(rid)
+        n = ctx.delete_ids(pid, doomed)
+        if n == 0:
+            ctx.abandon()
+        return ctx.version

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._errors import InvalidMetadataError
-from ._ops import Delete, DropPartition, Upsert
+from ._filter import parse_filter
+from ._ops import Delete, DeleteWhere, DropPartition, Upsert
 from ._validate import (
     as_matrix,
     as_vector,
@@ -41,8 +42,9 @@ def upsert_one(engine: Engine, partition: str, id: Any, vector: Any, metadata: A
     vec = as_vector(vector, engine.dim)
     mat = vec.reshape(1, -1)
     check_values(mat, engine.distance, [rid])
-    meta = encode_metadata(check_metadata(metadata))
-    return Upsert(check_partition(partition), [rid], mat, [meta], _message(message))
+    meta = check_metadata(metadata)
+    return Upsert(check_partition(partition), [rid], mat, [encode_metadata(meta)],
+                  _message(message), dicts=[meta])
 
 
 def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids: Any,
@@ -88,14 +90,28 @@ def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids
         rids = [rids[i] for i in keep]
         mat = mat[keep]
         metas = [metas[i] for i in keep]
-    encoded = [encode_metadata(check_metadata(m)) for m in metas]
+    dicts = [check_metadata(m) for m in metas]
+    encoded = [encode_metadata(m) for m in dicts]
     return Upsert(check_partition(partition), rids, np.ascontiguousarray(mat), encoded,
-                  _message(message))
+                  _message(message), dicts=dicts)
 
 
 def delete(partition: str, ids: Iterable[Any], message: Any, single: bool) -> Delete:
     rids = list(dict.fromkeys(check_id(x) for x in ids))
     return Delete(check_partition(partition), rids, _message(message), single)
+
+
+def delete_many(partition: str, ids: Iterable[Any] | None, filter: Any,
+                message: Any) -> Delete | DeleteWhere:
+    """By ids, by filter, or both, as one request (one version)."""
+    if filter is None:
+        return delete(partition, ids or [], message, single=False)
+    flt = parse_filter(filter)
+    if flt is None:
+        raise ValueError("delete_many(filter=...) needs a non-empty filter; "
+                         "to empty a partition use drop_partition()")
+    rids = list(dict.fromkeys(check_id(x) for x in ids or []))
+    return DeleteWhere(check_partition(partition), flt, _message(message), rids)
 
 
 def drop_partition(name: str, message: Any) -> DropPartition:

@@ -14,11 +14,13 @@ so readers need no locks: whatever they read is right for their version.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import hnswlib
 import numpy as np
 
+from ._index import Column, ColumnBuilder
 from ._types import Distance
 
 INF = np.iinfo(np.int64).max
@@ -27,8 +29,11 @@ SPACES = {Distance.COSINE: "cosine", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2
 EXACT_BELOW = 1000
 # Over-fetching more than this share of a segment makes an exact scan cheaper.
 OVERFETCH_LIMIT = 0.25
+# With at least this share of a segment eligible, over-fetch; below, walk filtered.
+OVERFETCH_MIN = 0.3
 
 Hits = tuple[np.ndarray, np.ndarray]  # (distances float32, rowids int64), best first
+Fetch = Callable[[np.ndarray], np.ndarray]  # rowids -> prepared vectors (from LMDB)
 
 
 def prepare(mat: np.ndarray, distance: Distance) -> np.ndarray:
@@ -81,6 +86,7 @@ class GrowingView:
     died: np.ndarray
     n: int
     n_dead: int
+    cols: dict[tuple[str, ...], Column]
 
     def count_visible(self, version: int) -> int:
         if self.n == 0:
@@ -129,6 +135,7 @@ class GrowingSegment:
         self.distance = distance
         self.n = 0
         self.n_dead = 0
+        self.cols: dict[tuple[str, ...], ColumnBuilder] = {}
         self._alloc(max(capacity, 16))
 
     def _alloc(self, cap: int) -> None:
@@ -165,7 +172,11 @@ class GrowingSegment:
 
     def view(self) -> GrowingView:
         return GrowingView(self.pid, self.vecs, self.sqn, self.rowids, self.born,
-                           self.died, self.n, self.n_dead)
+                           self.died, self.n, self.n_dead,
+                           {p: b.view() for p, b in self.cols.items()})
+
+    def columns(self, positions: np.ndarray) -> dict[tuple[str, ...], Column]:
+        return {p: b.view().take(positions) for p, b in self.cols.items()}
 
     def kill(self, positions: np.ndarray, version: int) -> None:
         self.died[positions] = version
@@ -185,13 +196,16 @@ class GrowingSegment:
                 rest.sqn[:m] = self.sqn[s]  # type: ignore[index]
             rest.n = m
             rest.n_dead = int((rest.died[:m] != INF).sum())
+        tail = np.arange(count, self.n)
+        rest.cols = {p: ColumnBuilder.of(c) for p, c in self.columns(tail).items()}
         return rest
 
 
 class SealedSegment:
     """An immutable hnswlib index plus its row columns (``died`` aside)."""
 
-    __slots__ = ("seg_id", "pid", "index", "rowids", "born", "died", "n", "n_dead", "file")
+    __slots__ = ("seg_id", "pid", "index", "rowids", "born", "died", "n", "n_dead", "file",
+                 "cols")
 
     def __init__(self, seg_id: int, pid: int, index: Any, rowids: np.ndarray,
                  born: np.ndarray, died: np.ndarray, file: str) -> None:
@@ -204,6 +218,7 @@ class SealedSegment:
         self.n = len(rowids)
         self.n_dead = int((died != INF).sum())
         self.file = file
+        self.cols: dict[tuple[str, ...], Column] = {}
 
     def kill(self, positions: np.ndarray, version: int) -> None:
         self.died[positions] = version
@@ -218,28 +233,26 @@ class SealedSegment:
             return self.n
         return int(visible(self.born, self.died, version).sum())
 
-    def vectors(self, positions: np.ndarray) -> np.ndarray:
-        if positions.size == 0:
-            return np.empty((0, self.index.dim), np.float32)
-        return np.asarray(self.index.get_items(positions, return_type="numpy"), np.float32)
-
-    def exact(self, q: np.ndarray, k: int, distance: Distance, elig: np.ndarray) -> Hits:
+    def exact(self, q: np.ndarray, k: int, distance: Distance, elig: np.ndarray,
+              fetch: Fetch) -> Hits:
         pos = np.flatnonzero(elig)
         if pos.size == 0:
             return _EMPTY
-        dist = exact_distances(self.vectors(pos), q, distance)
+        dist = exact_distances(fetch(self.rowids[pos]), q, distance)
         best = top_k(dist, k)
         return dist[best], self.rowids[pos[best]]
 
-    def _knn(self, q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def _knn(self, q: np.ndarray, kk: int, allow: Any = None
+             ) -> tuple[np.ndarray, np.ndarray] | None:
         try:
-            labels, dist = self.index.knn_query(q, k=kk, num_threads=1)
+            labels, dist = self.index.knn_query(q, k=kk, num_threads=1, filter=allow)
         except RuntimeError:  # hnswlib could not find kk results
             return None
         return labels[0].astype(np.int64), dist[0]
 
     def search(self, q: np.ndarray, k: int, ef: int, version: int, distance: Distance,
-               mask: np.ndarray | None = None, force_exact: bool = False) -> Hits:
+               fetch: Fetch, mask: np.ndarray | None = None, force_exact: bool = False) -> Hits:
+        """Best ``k`` rows visible at ``version`` (and in ``mask``)."""
         n = self.n
         inv = self.invisible_upper(version)
         if mask is None and inv == 0 and not force_exact:
@@ -251,21 +264,27 @@ class SealedSegment:
         if mask is not None:
             elig &= mask
         m = int(elig.sum())
-        if force_exact or m < EXACT_BELOW or m == 0:
-            return self.exact(q, k, distance, elig)
-        # Over-fetch so that k eligible rows are among the candidates.
-        want = k + inv if mask is None else int(k * n / m * 1.5) + k
-        while want <= n * OVERFETCH_LIMIT:
-            got = self._knn(q, min(n, max(want, ef)))
-            if got is None:
-                break
+        if force_exact or m <= EXACT_BELOW:
+            return self.exact(q, k, distance, elig, fetch)
+        if m >= OVERFETCH_MIN * n:
+            # Over-fetch so that k eligible rows are among the candidates.
+            want = k + inv if mask is None else int(k * n / m * 1.5) + k
+            while want <= n * OVERFETCH_LIMIT:
+                got = self._knn(q, min(n, max(want, ef)))
+                if got is None:
+                    break
+                labels, dist = got
+                ok = elig[labels]
+                if int(ok.sum()) >= min(k, m):
+                    keep = np.flatnonzero(ok)[:k]
+                    return dist[keep], self.rowids[labels[keep]]
+                want *= 4
+        # A filtered graph walk: hnswlib skips ineligible labels as it goes.
+        got = self._knn(q, min(m, max(k, ef)), allow=lambda label: elig[label])
+        if got is not None:
             labels, dist = got
-            ok = elig[labels]
-            if int(ok.sum()) >= min(k, m):
-                keep = np.flatnonzero(ok)[:k]
-                return dist[keep], self.rowids[labels[keep]]
-            want *= 4
-        return self.exact(q, k, distance, elig)
+            return dist[:k], self.rowids[labels[:k]]
+        return self.exact(q, k, distance, elig, fetch)
 
 
 def build_index(vecs: np.ndarray, distance: Distance, m: int, ef_construction: int,

@@ -15,7 +15,17 @@ import numpy as np
 from ._errors import InvalidVectorError
 from ._filter import Filter, parse_filter
 from ._records import Reader
-from ._segment import EXACT_BELOW, GrowingView, Hits, SealedSegment, merge_hits, prepare, to_scores
+from ._plan import QueryPlan, choose, cost_ms, eligible, prefilter
+from ._segment import (
+    EXACT_BELOW,
+    GrowingView,
+    Hits,
+    SealedSegment,
+    merge_hits,
+    prepare,
+    to_scores,
+    visible,
+)
 from ._state import PartState, State
 from ._types import Distance, Query, Record, Result
 from ._validate import as_vector, check_id, check_partition
@@ -24,6 +34,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 DEFAULT = "default"
+SAMPLE = 300  # rows sampled to estimate an unindexed filter's selectivity
 QueryLike = Query | Sequence[float] | np.ndarray
 
 
@@ -113,7 +124,7 @@ class Snapshot:
             return 0
         if flt is None:
             return ps.count_visible(self._version)
-        return sum(1 for _ in self.scan(flt))
+        return self._count_matching(ps, flt)
 
     def __len__(self) -> int:
         return self.count()
@@ -192,23 +203,116 @@ class Snapshot:
     def _search_part(self, ps: PartState, vec: np.ndarray, k: int, ef: int,
                      flt: Filter | None, reader: Reader) -> Hits:
         v = self._version
+        state = self._state
+        dist = state.distance
+        dim = state.dim
+        assert dim is not None
+
+        def fetch(rowids: np.ndarray) -> np.ndarray:
+            return prepare(reader.vectors(rowids, dim), dist)
+
+        exact = sum(s.count_visible(v) for s in ps.sealed) < EXACT_BELOW
+        out: list[Hits] = []
+        for seg in ps.sealed:
+            mask = None if flt is None else self._mask(seg, flt, reader)
+            out.append(seg.search(vec, k, ef, v, dist, fetch, mask, force_exact=exact))
+        if ps.growing is not None:
+            g = ps.growing
+            mask = None if flt is None else self._mask(g, flt, reader)
+            out.append(g.search(vec, k, ef, v, dist, mask))
+        return merge_hits(out, k)
+
+    def _mask(self, seg: SealedSegment | GrowingView, flt: Filter, reader: Reader) -> np.ndarray:
+        """Rows of ``seg`` visible at this version whose metadata matches."""
+        n = seg.n
+        rowids = seg.rowids
+        dicts = {p: ix.fd for p, ix in self._state.indexes.items()}
+        base = visible(seg.born[:n], seg.died[:n], self._version)
+        return eligible(flt, seg.cols, dicts, n, lambda p: reader.metadata(int(rowids[p])), base)
+
+    def _segments(self, ps: PartState) -> list[SealedSegment | GrowingView]:
         segs: list[SealedSegment | GrowingView] = list(ps.sealed)
         if ps.growing is not None:
             segs.append(ps.growing)
-        exact = sum(s.count_visible(v) for s in ps.sealed) < EXACT_BELOW
-        dist = self._state.distance
-        out: list[Hits] = []
-        for seg in segs:
-            mask = None if flt is None else _filter_mask(seg, flt, reader)
-            if isinstance(seg, SealedSegment):
-                out.append(seg.search(vec, k, ef, v, dist, mask, force_exact=exact))
-            else:
-                out.append(seg.search(vec, k, ef, v, dist, mask))
-        return merge_hits(out, k)
+        return segs
 
+    def matching_rows(self, flt: Filter) -> list[tuple[str, int]]:
+        """(id, rowid) of this partition's rows matching ``flt`` at this version."""
+        ps = self._part()
+        if ps is None:
+            return []
+        out = []
+        with self._reader() as txn:
+            reader = Reader(self._engine.storage, txn)
+            for seg in self._segments(ps):
+                for rowid in seg.rowids[np.flatnonzero(self._mask(seg, flt, reader))].tolist():
+                    out.append((reader.row(rowid)[1], rowid))
+        return out
 
-def _filter_mask(seg: SealedSegment | GrowingView, flt: Filter, reader: Reader) -> np.ndarray:
-    """Rows of ``seg`` whose metadata matches (evaluated row by row)."""
-    n = seg.n
-    rowids = seg.rowids[:n].tolist()
-    return np.fromiter((flt.matches(reader.metadata(r)) for r in rowids), dtype=bool, count=n)
+    def _count_matching(self, ps: PartState, flt: Filter) -> int:
+        with self._reader() as txn:
+            reader = Reader(self._engine.storage, txn)
+            return sum(int(self._mask(seg, flt, reader).sum()) for seg in self._segments(ps))
+
+    # -- planning ---------------------------------------------------------------------
+
+    def explain(self, query: QueryLike, k: int | None = None,
+                filter: str | Mapping[str, Any] | Filter | None = None,
+                partitions: Sequence[str] | None = None) -> QueryPlan:
+        """How ``query`` would run: strategy, estimated matches and cost, and
+        hints (e.g. which index would make it cheaper)."""
+        q = make_query(query, k, filter, None, None, partitions)
+        flt = parse_filter(q.filter)
+        names = [self._partition] if q.partitions is None else list(q.partitions)
+        v = self._version
+        total = matches = unindexed_rows = 0
+        indexed = set(self._state.indexes)
+        fields = sorted(flt.fields()) if flt is not None else []
+        missing = [".".join(f) for f in fields if f not in indexed]
+        with self._reader() as txn:
+            reader = Reader(self._engine.storage, txn)
+            for name in names:
+                ps = self._state.parts.get(name)
+                if ps is None:
+                    continue
+                for seg in self._segments(ps):
+                    n_vis = seg.count_visible(v)
+                    total += n_vis
+                    if flt is None:
+                        matches += n_vis
+                        continue
+                    m, scanned = self._estimate(seg, flt, reader)
+                    matches += m
+                    unindexed_rows += scanned
+        strategy = choose(matches, total, flt is not None)
+        dim = self._state.dim or 0
+        hints = []
+        share = matches / total if total else 0.0
+        for f in missing:
+            hints.append(
+                f"no index on {f!r}: create_index({f!r}, 'btree') would cut this query from a "
+                f"full scan of the metadata to ~{share:.1%} of rows")
+        if flt is not None and not missing:
+            hints.append("every filtered field is indexed: matches are counted exactly")
+        return QueryPlan(strategy, matches, round(cost_ms(strategy, matches, total, dim,
+                                                          unindexed_rows), 3),
+                         hints, total, [".".join(f) for f in fields if f in indexed], missing)
+
+    def _estimate(self, seg: SealedSegment | GrowingView, flt: Filter, reader: Reader
+                  ) -> tuple[int, int]:
+        """(estimated matches, rows whose metadata a query must check)."""
+        n = seg.n
+        dicts = {p: ix.fd for p, ix in self._state.indexes.items()}
+        base = visible(seg.born[:n], seg.died[:n], self._version)
+        pre, exact = prefilter(flt.root, seg.cols, dicts)
+        cand = base if pre is None else base & pre[:n]
+        if exact:
+            return int(cand.sum()), 0
+        pos = np.flatnonzero(cand)
+        if pos.size == 0:
+            return 0, 0
+        sample = pos if pos.size <= SAMPLE else \
+            np.random.default_rng(0).choice(pos, SAMPLE, replace=False)
+        hits = sum(1 for p in sample.tolist()
+                   if flt.matches(reader.metadata(int(seg.rowids[p]))))
+        return round(hits / sample.size * pos.size), int(pos.size)

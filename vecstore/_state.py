@@ -40,6 +40,7 @@ class State:
     parts: Mapping[str, PartState]
     dim: int | None
     distance: Distance
+    indexes: Mapping[tuple[str, ...], Any] = field(default_factory=dict)  # path -> IndexDef
 
 
 @dataclass

@@ -17,6 +17,7 @@ versions   version (u64 BE)              CBOR {"t", "m", "tag", "ops"}
 tags       tag (utf-8)                   version (u64 BE)
 segs       segment id (u64 BE)           CBOR manifest entry
 segrows    segment id (u64 BE)           rowids (i64 LE) then born (i64 LE)
+ix         field id · value · rowid      b"" (metadata indexes, see _index.py)
 wal        (owned by the ``wal`` package)
 ========== ============================= =====================================
 """
@@ -46,7 +47,7 @@ U64 = struct.Struct(">Q")
 U32 = struct.Struct(">I")
 DB_NAMES = (
     b"meta", b"parts", b"rows", b"vecs", b"hist", b"died",
-    b"versions", b"tags", b"segs", b"segrows",
+    b"versions", b"tags", b"segs", b"segrows", b"ix",
 )
 INITIAL_MAP_SIZE = 64 << 20
 MAX_DBS = 16

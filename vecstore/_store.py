@@ -16,7 +16,9 @@ from ._engine import Engine
 from ._errors import ReadOnlyError, StoreClosedError
 from ._filter import Filter
 from ._maint import backup_store, make_stats, partition_names
+from ._indexing import DropIndex, make_create_index
 from ._ops import WriteRequest
+from ._plan import QueryPlan
 from ._snapshot import DEFAULT, QueryLike, Snapshot
 from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
 from ._validate import check_partition
@@ -89,10 +91,7 @@ class _PartitionAPI:
                     message: str | None = None) -> int:
         """Delete records by id and/or filter as one atomic version."""
         self._store._writable()
-        targets = list(ids or [])
-        if filter is not None:
-            targets += [r.id for r in self._latest().scan(filter)]
-        return self._submit(rq.delete(self._pname, targets, message, single=False))  # type: ignore[no-any-return]
+        return self._submit(rq.delete_many(self._pname, ids, filter, message))  # type: ignore[no-any-return]
 
     # reads (at the latest version)
     def _latest(self) -> Snapshot:
@@ -114,6 +113,11 @@ class _PartitionAPI:
 
     def __len__(self) -> int:
         return self._latest().count()
+
+    def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+                partitions: Sequence[str] | None = None) -> QueryPlan:
+        """How ``query`` would run (strategy, estimated matches and cost, hints)."""
+        return self._latest().explain(query, k, filter, partitions)
 
     def __contains__(self, id: Any) -> bool:
         return self.get(id) is not None
@@ -190,6 +194,22 @@ class VecStore(_PartitionAPI):
 
     def stats(self) -> Stats:
         return make_stats(self._engine_checked())
+
+    # -- indexes -------------------------------------------------------------------
+
+    def create_index(self, field: str, kind: str = "btree") -> bool:
+        """Index a metadata field ("hash" | "btree" | "inverted"); backfills
+        existing records in the same transaction.  False if it existed."""
+        self._writable()
+        return self._submit(make_create_index(field, kind))  # type: ignore[no-any-return]
+
+    def drop_index(self, field: str) -> bool:
+        self._writable()
+        return self._submit(DropIndex(field))  # type: ignore[no-any-return]
+
+    def indexes(self) -> dict[str, str]:
+        """Indexed fields and their kinds."""
+        return {ix.field: ix.kind for ix in self._engine_checked().state.indexes.values()}
 
     # -- versions ------------------------------------------------------------------
 
