@@ -75,6 +75,7 @@ class SegmentJob:
     threads: int
     fetch: Any = None  # rowids -> prepared vectors, read from LMDB (for merged sources)
     cutoff: int = -1  # highest growing rowid this job seals (-1 if none)
+    cancelled: bool = False  # set when the store closes: the build stops early
     index: Any = None
     crc: int = 0
     error: BaseException | None = None
@@ -91,5 +92,6 @@ class SegmentJob:
             vecs = vecs[self.order]
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         self.index = build_index(vecs, self.distance, self.m, self.ef_construction,
-                                 self.threads, seed=self.seg_id & 0x7FFFFFFF)
+                                 self.threads, seed=self.seg_id & 0x7FFFFFFF,
+                                 cancelled=lambda: self.cancelled)
         self.crc = write_index_file(self.index, self.path)

@@ -287,14 +287,26 @@ class SealedSegment:
         return self.exact(q, k, distance, elig, fetch)
 
 
+class BuildCancelled(Exception):
+    """A segment build was stopped because the store is closing."""
+
+
 def build_index(vecs: np.ndarray, distance: Distance, m: int, ef_construction: int,
-                threads: int, seed: int = 100) -> Any:
+                threads: int, seed: int = 100,
+                cancelled: Callable[[], bool] | None = None) -> Any:
+    """Build an hnswlib index over ``vecs`` (labels = positions), in chunks
+    so that ``cancelled()`` is checked every few thousand rows."""
     n, dim = vecs.shape
     index = hnswlib.Index(space=SPACES[distance], dim=dim)
     index.init_index(max_elements=max(n, 1), M=m, ef_construction=ef_construction,
                      random_seed=seed)
-    if n:
-        index.add_items(vecs, np.arange(n, dtype=np.int64), num_threads=threads)
+    step = 4096
+    for start in range(0, n, step):
+        if cancelled is not None and cancelled():
+            raise BuildCancelled()
+        stop = min(n, start + step)
+        index.add_items(vecs[start:stop], np.arange(start, stop, dtype=np.int64),
+                        num_threads=threads)
     return index
 
 

@@ -27,6 +27,7 @@ from ._engine import Engine
 from ._errors import StoreClosedError
 from ._jobs import SegmentJob
 from ._ops import WriteRequest
+from ._segment import BuildCancelled
 
 log = logging.getLogger("vecstore")
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class Writer:
             try:
                 await self._serve()
             finally:
+                for job in self._jobs.values():
+                    job.cancelled = True
                 nursery.cancel_scope.cancel()
 
     async def _serve(self) -> None:
@@ -157,13 +160,15 @@ class Writer:
 
     async def _run_job(self, job: SegmentJob) -> None:
         try:
-            await trio.to_thread.run_sync(job.build, abandon_on_cancel=True)
+            # Not abandoned on cancel: closing waits for the thread, which
+            # stops at its next chunk (job.cancelled), so nothing outlives close().
+            await trio.to_thread.run_sync(job.build)
             await self._locked(self.engine.finish_job, job)
             self._jobs.pop(job.seg_id, None)
             await self._start_jobs(force=False)  # rows that arrived meanwhile may be due
         except BaseException as exc:
             job.error = exc
-            if not isinstance(exc, trio.Cancelled):
+            if not isinstance(exc, (trio.Cancelled, BuildCancelled)):
                 log.exception("building segment %d failed; its rows stay searchable "
                               "exactly and will be sealed again", job.seg_id)
             with trio.CancelScope(shield=True):
