@@ -98,7 +98,8 @@ def index_mask(node: Any, cols: Cols, dicts: Dicts) -> np.ndarray | None:
         inner = index_mask(node.item, cols, dicts)
         return None if inner is None else ~inner
     col = cols.get(node.path)
-    return None if col is None else _leaf(node, col, dicts[node.path])
+    fd = dicts.get(node.path)
+    return None if col is None or fd is None else _leaf(node, col, fd)
 
 
 def prefilter(node: Any, cols: Cols, dicts: Dicts) -> tuple[np.ndarray | None, bool]:
