@@ -41,8 +41,8 @@ MAX_SEGMENTS = 8  # more sealed segments than this in a partition triggers a mer
 
 class Engine:
     def __init__(self, path: str, config: Config | None, *, read_only: bool) -> None:
-        sync = config is None or config.durability == "sync"
-        self.storage = Storage(path, read_only=read_only, sync=sync)
+        durability = config.durability if config is not None else stored_durability(path)
+        self.storage = Storage(path, read_only=read_only, sync=durability == "sync")
         try:
             self.read_only = read_only
             self.wal = WriteAheadLog(self.storage.env, b"wal")
@@ -80,6 +80,7 @@ class Engine:
                     st.put_meta(txn, "format", 1)
 
                 st.write(init)
+                write_durability(st.path, stored["durability"])
         base = Config.from_dict(stored)
         if given is not None:
             if given.dim is not None and base.dim is not None and given.dim != base.dim:
@@ -156,19 +157,8 @@ class Engine:
                     self.wal.last_seq(txn=txn) == self.last_seq:
                 return
         if self.storage.db("parts") is None:
-            self.storage = self._reopen_dbs()
+            self.storage.open_handles(create=False)
         self._reload()
-
-    def _reopen_dbs(self) -> Storage:
-        st = self.storage
-        with st.env.begin() as txn:
-            for name in list(st.dbs):
-                if st.dbs[name] is None:
-                    try:
-                        st.dbs[name] = st.env.open_db(name.encode(), txn=txn, create=False)
-                    except lmdb.NotFoundError:
-                        pass
-        return st
 
     # -- publishing ---------------------------------------------------------------
 
@@ -241,9 +231,9 @@ class Engine:
         for name in ctx.dropped:
             self.parts[name].live = False
         touched: set[int] = {self.parts[n].pid for n in (*ctx.new_parts, *ctx.revived, *ctx.dropped)}
-        for eff in ctx.done:
-            self._apply(eff, touched)
-            self.last_seq = eff.seq
+        self._apply(ctx.done, touched)
+        if ctx.done:
+            self.last_seq = ctx.done[-1].seq
         if ctx.index_changes:
             self._adopt_indexes()
             touched = set(self.by_pid)
@@ -266,27 +256,40 @@ class Engine:
                         pm.growing.cols.pop(p, None)
             attach_columns(self, txn, fresh)
 
-    def _apply(self, eff: Effects, touched: set[int]) -> None:
-        kills: dict[int, list[int]] = {}
-        for pid, rowid in eff.kills:
-            kills.setdefault(pid, []).append(rowid)
-        for pid, rowids in kills.items():
-            self._kill(self.by_pid[pid], np.asarray(rowids, np.int64), eff.version)
-            touched.add(pid)
-        for pid, r0, mat, dicts in eff.adds:
+    def _apply(self, effs: list[Effects], touched: set[int]) -> None:
+        """Memory side of a committed batch: every add (one append per
+        partition), then every kill (a kill may hit a row the batch added)."""
+        adds: dict[int, list[tuple[int, int, np.ndarray, list[dict[str, Any]], int]]] = {}
+        for eff in effs:
+            for pid, r0, mat, dicts in eff.adds:
+                adds.setdefault(pid, []).append((eff.version, r0, mat, dicts, eff.seq))
+        for pid, items in adds.items():
             pm = self.by_pid[pid]
             if pm.growing is None:
                 assert self.dim is not None
                 pm.growing = GrowingSegment(pid, self.dim, self.distance)
                 pm.growing.cols = {p: ColumnBuilder() for p in self.indexes}
-            n = mat.shape[0]
-            for path, ix in self.indexes.items():
-                col = encode_values((lookup_path(d, path) for d in dicts), ix.fd)
-                pm.growing.cols[path].append(col)
-            pm.growing.append(np.arange(r0, r0 + n, dtype=np.int64),
-                              np.full(n, eff.version, np.int64), prepare(mat, self.distance))
-            pm.adds.append((r0, r0 + n - 1, eff.seq))
+            mat = items[0][2] if len(items) == 1 else np.concatenate([it[2] for it in items])
+            rowids = np.concatenate([np.arange(r0, r0 + m.shape[0], dtype=np.int64)
+                                     for _v, r0, m, _d, _s in items])
+            born = np.concatenate([np.full(m.shape[0], v, np.int64)
+                                   for v, _r, m, _d, _s in items])
+            if self.indexes:
+                dicts = [d for it in items for d in it[3]]
+                for path, ix in self.indexes.items():
+                    col = encode_values((lookup_path(d, path) for d in dicts), ix.fd)
+                    pm.growing.cols[path].append(col)
+            pm.growing.append(rowids, born, prepare(mat, self.distance))
+            for _v, r0, m, _d, seq in items:
+                pm.adds.append((r0, r0 + m.shape[0] - 1, seq))
             touched.add(pid)
+        for eff in effs:
+            kills: dict[int, list[int]] = {}
+            for pid, rowid in eff.kills:
+                kills.setdefault(pid, []).append(rowid)
+            for pid, rowids_ in kills.items():
+                self._kill(self.by_pid[pid], np.asarray(rowids_, np.int64), eff.version)
+                touched.add(pid)
 
     def _kill(self, pm: PartMem, rowids: np.ndarray, version: int) -> None:
         g = pm.growing
@@ -513,6 +516,29 @@ class Engine:
 
     def close(self) -> None:
         self.storage.close()
+
+
+DURABILITY_FILE = "durability"
+
+
+def stored_durability(path: str) -> str:
+    """The durability the store was created with.  Kept in a one-word file
+    beside LMDB because LMDB's sync flag must be chosen before it opens."""
+    try:
+        with open(os.path.join(path, DURABILITY_FILE)) as f:
+            word = f.read().strip()
+    except OSError:
+        return "sync"
+    return word if word in ("sync", "relaxed") else "sync"
+
+
+def write_durability(path: str, word: str) -> None:
+    tmp = os.path.join(path, DURABILITY_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(word + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(path, DURABILITY_FILE))
 
 
 class _Retry(Exception):

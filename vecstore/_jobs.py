@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._segment import SealedSegment, build_index
+from ._segment import SealedSegment, add_in_chunks, build_index, load_index
 from ._types import Distance
 
 
@@ -81,9 +81,46 @@ class SegmentJob:
     error: BaseException | None = None
     done: Any = field(default=None)  # an event the runner sets when finished
 
+    @property
+    def incremental(self) -> bool:
+        """Extend a copy of the first source's index instead of rebuilding:
+        possible when its rows keep their positions (they come first, none
+        is left out) and it is the bulk of the work."""
+        if not self.sources or self.order is not None:
+            return False
+        first = self.sources[0].n
+        return first * 2 >= len(self.rowids)
+
     def build(self) -> None:
         if len(self.rowids) == 0:  # every row was left out: nothing to write
             return
+        if self.incremental:
+            self._extend()
+        else:
+            self._rebuild()
+        self.crc = write_index_file(self.index, self.path)
+
+    def _extend(self) -> None:
+        base = self.sources[0]
+        tmp = self.path + ".base.tmp"
+        try:
+            base.index.save_index(tmp)  # reading a published index is safe
+            index = load_index(tmp, self.distance, base.index.dim, len(self.rowids))
+        finally:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+        index.set_num_threads(self.threads)
+        mats = [self.fetch(seg.rowids) for seg in self.sources[1:]]
+        if self.count:
+            mats.append(self.growing_vecs[: self.count])
+        if mats:
+            rest = np.ascontiguousarray(np.concatenate(mats), dtype=np.float32)
+            add_in_chunks(index, rest, base.n, self.threads, lambda: self.cancelled)
+        self.index = index
+
+    def _rebuild(self) -> None:
         mats = [self.fetch(seg.rowids) for seg in self.sources]
         if self.count:
             mats.append(self.growing_vecs[: self.count])
@@ -94,4 +131,3 @@ class SegmentJob:
         self.index = build_index(vecs, self.distance, self.m, self.ef_construction,
                                  self.threads, seed=self.seg_id & 0x7FFFFFFF,
                                  cancelled=lambda: self.cancelled)
-        self.crc = write_index_file(self.index, self.path)

@@ -56,6 +56,7 @@ class TxnCtx:
         self.revived: set[str] = set()
         self.dropped: set[str] = set()
         self.done: list[Effects] = []
+        self._entries: list[dict[str, Any]] = []
         self.index_changes: list[tuple[str, str]] = []  # ("create"|"drop"|"kind", field)
         self.db_ix = st.db("ix")
         self.cur: Effects | None = None
@@ -173,11 +174,15 @@ class TxnCtx:
             "a": [[pid, r0, int(mat.shape[0])] for pid, r0, mat, _d in eff.adds],
             "d": [rowid for _pid, rowid in eff.kills],
         }
-        eff.seq = self.engine.wal.append(entry, txn=self.txn)
+        self._entries.append(entry)  # appended to the WAL together in finish()
         self.done.append(eff)
         self.cur = None
 
     def finish(self) -> None:
+        if self._entries:
+            seqs = self.engine.wal.append_many(self._entries, txn=self.txn)
+            for eff, seq in zip(self.done, seqs):
+                eff.seq = seq
         st = self.engine.storage
         st.put_meta(self.txn, "version", self.version)
         st.put_meta(self.txn, "next_rowid", self.next_rowid)

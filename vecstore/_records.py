@@ -65,17 +65,29 @@ class Reader:
 
     def __init__(self, storage: Storage, txn: lmdb.Transaction) -> None:
         self.txn = txn
-        self.rows = storage.db("rows")
+        self.rows_db = storage.db("rows")
         self.vecs = storage.db("vecs")
         self.hist = storage.db("hist")
 
     def row(self, rowid: int) -> tuple[int, str, dict[str, Any]]:
-        raw = self.txn.get(k64(rowid), db=self.rows)
+        raw = self.txn.get(k64(rowid), db=self.rows_db)
         if raw is None:
             from ._errors import CorruptionError
 
             raise CorruptionError(f"row {rowid} is referenced but missing from the records")
         return decode_row(raw)
+
+    def rows(self, rowids: list[int]) -> list[tuple[int, str, dict[str, Any]]]:
+        """Decode several rows with one cursor pass."""
+        if not rowids:
+            return []
+        with self.txn.cursor(db=self.rows_db) as cur:
+            got = cur.getmulti([k64(r) for r in rowids])
+        if len(got) != len(rowids):
+            from ._errors import CorruptionError
+
+            raise CorruptionError("rows referenced by an index are missing from the records")
+        return [decode_row(raw) for _k, raw in got]
 
     def metadata(self, rowid: int) -> dict[str, Any]:
         return self.row(rowid)[2]

@@ -300,14 +300,20 @@ def build_index(vecs: np.ndarray, distance: Distance, m: int, ef_construction: i
     index = hnswlib.Index(space=SPACES[distance], dim=dim)
     index.init_index(max_elements=max(n, 1), M=m, ef_construction=ef_construction,
                      random_seed=seed)
-    step = 4096
-    for start in range(0, n, step):
+    add_in_chunks(index, vecs, 0, threads, cancelled)
+    return index
+
+
+def add_in_chunks(index: Any, vecs: np.ndarray, first_label: int, threads: int,
+                  cancelled: Callable[[], bool] | None = None, step: int = 4096) -> None:
+    """``add_items`` with labels ``first_label...``, checking ``cancelled``."""
+    for start in range(0, vecs.shape[0], step):
         if cancelled is not None and cancelled():
             raise BuildCancelled()
-        stop = min(n, start + step)
-        index.add_items(vecs[start:stop], np.arange(start, stop, dtype=np.int64),
+        stop = min(vecs.shape[0], start + step)
+        index.add_items(vecs[start:stop],
+                        np.arange(first_label + start, first_label + stop, dtype=np.int64),
                         num_threads=threads)
-    return index
 
 
 def load_index(path: str, distance: Distance, dim: int, n: int) -> Any:

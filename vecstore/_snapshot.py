@@ -7,6 +7,7 @@ immutable per rowid in LMDB, so any read transaction serves them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,25 @@ if TYPE_CHECKING:
 DEFAULT = "default"
 SAMPLE = 300  # rows sampled to estimate an unindexed filter's selectivity
 QueryLike = Query | Sequence[float] | np.ndarray
+
+
+def query_vector(raw: Any, dim: int, distance: Distance) -> np.ndarray:
+    """Validate a query vector; unit length under cosine."""
+    if isinstance(raw, np.ndarray) and raw.dtype == np.float32 and raw.shape == (dim,):
+        vec = raw
+    else:
+        vec = as_vector(raw, dim)
+    qq = float(vec @ vec)
+    if not math.isfinite(qq):
+        if not np.isfinite(vec).all():
+            raise InvalidVectorError("query vector contains NaN or infinity")
+        vec = vec.astype(np.float64)
+        qq = float(vec @ vec)
+    if distance is Distance.COSINE:
+        if qq == 0.0:
+            raise InvalidVectorError("zero query vector has no direction under cosine")
+        return (vec / math.sqrt(qq)).astype(np.float32)
+    return vec.astype(np.float32, copy=False)
 
 
 def make_query(q: Any, k: int | None, filter: Any, ef: int | None,
@@ -166,38 +186,45 @@ class Snapshot:
               filter: str | Mapping[str, Any] | Filter | None = None, ef: int | None = None,
               include_vectors: bool | None = None,
               partitions: Sequence[str] | None = None) -> list[Result]:
-        q = make_query(query, k, filter, ef, include_vectors, partitions)
-        flt = parse_filter(q.filter)
+        if isinstance(query, Query) or k is not None and not isinstance(k, int) or \
+                ef is not None or partitions is not None:
+            q = make_query(query, k, filter, ef, include_vectors, partitions)
+            raw, k, filter, ef = q.vector, q.k, q.filter, q.ef
+            include_vectors, partitions = q.include_vectors, q.partitions
+        else:  # the common shorthand: skip building a Query
+            raw = query
+            k = 10 if k is None else k
+            if isinstance(k, bool) or k <= 0:
+                make_query(query, k, None, None, None, None)  # raises the usual error
+        flt = parse_filter(filter)
         state = self._state
         if state.dim is None:
-            as_vector(q.vector, None)
+            as_vector(raw, None)
             return []
-        vec = as_vector(q.vector, state.dim)
-        if not np.isfinite(vec).all():
-            raise InvalidVectorError("query vector contains NaN or infinity")
-        dist = state.distance
-        if dist is Distance.COSINE:
-            if not vec.any():
-                raise InvalidVectorError("zero query vector has no direction under cosine")
-            vec = prepare(vec.reshape(1, -1), dist)[0]
-        names = [self._partition] if q.partitions is None else \
-            [check_partition(p) for p in dict.fromkeys(q.partitions)]
-        ef_ = max(q.ef or self._engine.config.ef_search, q.k)
-        hits: list[Hits] = []
+        vec = query_vector(raw, state.dim, state.distance)
+        names = [self._partition] if partitions is None else \
+            [check_partition(p) for p in dict.fromkeys(partitions)]
+        ef_ = max(ef or self._engine.config.ef_search, k)
         with self._reader() as txn:
             reader = Reader(self._engine.storage, txn)
+            hits: list[Hits] = []
             for name in names:
                 ps = state.parts.get(name)
                 if ps is not None:
-                    hits.append(self._search_part(ps, vec, q.k, ef_, flt, reader))
-            d, rowids = merge_hits(hits, q.k)
-            scores = to_scores(d.astype(np.float64), dist)
-            pid_names = {ps.pid: ps.name for ps in state.parts.values()}
-            out = []
-            for score, rowid in zip(scores.tolist(), rowids.tolist()):
-                pid, rid, meta = reader.row(rowid)
-                vector = reader.vector(rowid) if q.include_vectors else None
-                out.append(Result(rid, score, meta, vector, pid_names.get(pid, "?")))
+                    hits.append(self._search_part(ps, vec, k, ef_, flt, reader))
+            d, rowids = merge_hits(hits, k)
+            scores = to_scores(d.astype(np.float64), state.distance).tolist()
+            rows = reader.rows(rowids.tolist())
+            if len(names) == 1:
+                out = [Result(rid, sc, meta, None, names[0])
+                       for sc, (_p, rid, meta) in zip(scores, rows)]
+            else:
+                pid_names = {ps.pid: ps.name for ps in state.parts.values()}
+                out = [Result(rid, sc, meta, None, pid_names.get(pid, "?"))
+                       for sc, (pid, rid, meta) in zip(scores, rows)]
+            if include_vectors:
+                out = [r._replace(vector=reader.vector(rowid))
+                       for r, rowid in zip(out, rowids.tolist())]
         return out
 
     def _search_part(self, ps: PartState, vec: np.ndarray, k: int, ef: int,

@@ -188,12 +188,28 @@ class Storage:
         # Handles are opened in a write transaction whenever the env allows
         # it (a handle opened in a read transaction can be recycled by LMDB
         # once another handle is opened); a read-only store creates nothing.
-        writable_env = not self.env.flags()["readonly"]
-        with self.env.begin(write=writable_env) as txn:
-            for name in DB_NAMES:
+        self.open_handles(create=not read_only)
+
+    def open_handles(self, create: bool) -> None:
+        """Open the sub-database handles not open yet.
+
+        On a writable env, in one write transaction.  On a read-only env,
+        each with ``txn=None``: py-lmdb hands out the slot of a handle
+        opened inside an explicit read transaction again afterwards, so two
+        names would share one handle.
+        """
+        names = [n for n in DB_NAMES if self.dbs.get(n.decode()) is None]
+        if self.env.flags()["readonly"]:
+            for name in names:
                 try:
-                    self.dbs[name.decode()] = self.env.open_db(
-                        name, txn=txn, create=not read_only)
+                    self.dbs[name.decode()] = self.env.open_db(name, create=False)
+                except lmdb.NotFoundError:
+                    self.dbs[name.decode()] = None
+            return
+        with self.env.begin(write=True) as txn:
+            for name in names:
+                try:
+                    self.dbs[name.decode()] = self.env.open_db(name, txn=txn, create=create)
                 except lmdb.NotFoundError:
                     self.dbs[name.decode()] = None
 

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -155,9 +155,9 @@ class Record:
     partition: str = "default"
 
 
-@dataclass(frozen=True)
-class Result:
-    """One k-NN hit.  ``vector`` is set only with ``include_vectors=True``."""
+class Result(NamedTuple):
+    """One k-NN hit.  ``vector`` is set only with ``include_vectors=True``.
+    (An immutable named tuple: cheap to build, as queries build many.)"""
 
     id: str
     score: float

@@ -50,6 +50,7 @@ class Writer:
         self._limiter = trio.CapacityLimiter(1)
         self._jobs: dict[int, SegmentJob] = {}
         self._plan_lock = trio.Lock()
+        self._optimizing = 0
         self._nursery: trio.Nursery | None = None
         self.closed = False
 
@@ -101,11 +102,15 @@ class Writer:
         """Seal every growing segment and merge each partition's segments
         into one; return once the rows written before the call are indexed."""
         target = self.engine.next_rowid
-        for _round in range(8):  # writes racing in may need another round
-            await self._drain_jobs()
-            await self._wait(await self._start_jobs(force=True))
-            if self.engine.optimized(target):
-                return
+        self._optimizing += 1  # no threshold seals meanwhile: the merge takes those rows
+        try:
+            for _round in range(8):  # writes racing in may need another round
+                await self._drain_jobs()
+                await self._wait(await self._start_jobs(force=True))
+                if self.engine.optimized(target):
+                    return
+        finally:
+            self._optimizing -= 1
 
     async def compact(self) -> dict[str, int]:
         """Rebuild segments without rows no retained version sees, then purge
@@ -146,6 +151,8 @@ class Writer:
                           threads: int | None = None) -> list[SegmentJob]:
         if threads is None:
             threads = (os.cpu_count() or 1) if force else 1
+        if self._optimizing and not force and compact_floor is None:
+            return []
         async with self._plan_lock:  # planned jobs are registered before anyone looks
             if compact_floor is not None:
                 jobs = await self._locked(self.engine.plan_compaction, compact_floor, threads)
