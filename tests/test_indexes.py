@@ -138,7 +138,7 @@ def test_explain_picks_by_selectivity(big) -> None:  # noqa: ANN001
     plans = {share: s.explain(Query(data[0]).with_filter(f"bucket < {int(1000 * share)}"))
              for share in (0.5, 0.2, 0.01)}
     assert plans[0.5].strategy == "hnsw_overfetch"
-    assert plans[0.2].strategy == "filtered_hnsw"
+    assert plans[0.2].strategy == "hnsw_overfetch"
     assert plans[0.01].strategy == "exact_scan"
     assert plans[0.01].estimated_matches == 80
     unindexed = s.explain(Query(data[0]).with_filter("name = 'n5'"))
@@ -192,3 +192,25 @@ def test_kill_during_backfill_leaves_index_all_or_nothing(tmp_path: Path) -> Non
             assert s.count(filter="v < 10") == expected
             if s.indexes():
                 s.drop_index("v")
+
+
+def test_filtered_walk_between_exact_and_overfetch(tmp_path: Path) -> None:
+    """1,000 < matches < 5% of a segment: hnswlib's filtered walk."""
+    n = 25000
+    data = _data(n, seed=9)
+    with VecStore.open(tmp_path / "w.db", Config(dim=DIM, seal_threshold=n)) as s:
+        s.upsert_many(ids=[str(j) for j in range(n)], vectors=data,
+                      metadata=[{"b": j % 1000} for j in range(n)])
+        s.create_index("b", "btree")
+        s.optimize()
+        flt = "b < 46"  # 1,150 rows = 4.6%
+        assert s.explain(Query(data[0]).with_filter(flt)).strategy == "filtered_hnsw"
+        ids = np.array([j for j in range(n) if j % 1000 < 46])
+        norm = data / np.linalg.norm(data, axis=1, keepdims=True)
+        recalls = []
+        for qi in np.random.default_rng(2).choice(n, 20, replace=False):
+            want = set(ids[np.argsort(-(norm[ids] @ norm[qi]))[:10]].astype(str))
+            got = [r.id for r in s.query(data[qi], k=10, filter=flt)]
+            assert all(int(g) % 1000 < 46 for g in got) and len(got) == 10
+            recalls.append(len(want & set(got)) / 10)
+        assert np.mean(recalls) >= 0.95

@@ -29,6 +29,8 @@ from ._storage import k64, split_hist_key, u64
 if TYPE_CHECKING:
     from ._engine import Engine
 
+REBUILD_SHARE = 0.2
+
 
 def plan(engine: Engine, floor: int, threads: int) -> list[SegmentJob]:
     jobs = []
@@ -36,7 +38,10 @@ def plan(engine: Engine, floor: int, threads: int) -> list[SegmentJob]:
     for pm in engine.parts.values():
         if pm.job is not None:
             continue
-        dead = [s for s in pm.sealed if s.n_dead and bool((s.died <= floor).any())]
+        # Rebuild a segment only when enough of it is reclaimable; below that
+        # its dead rows stay (invisible) until a later compact() or merge.
+        dead = [s for s in pm.sealed
+                if s.n_dead and int((s.died <= floor).sum()) >= REBUILD_SHARE * s.n]
         if dead:
             pm.job = engine._job(pm, dead, 0, threads, floor=floor)
             jobs.append(pm.job)

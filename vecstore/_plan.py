@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 
 from ._filter import And, Compare, Contains, Exists, Filter, InList, IsNull, Not, Or, StartsWith
+from ._segment import EXACT_BELOW, OVERFETCH_MIN
 from ._index import BOOL, LIST, MISSING, NULL, NUM, STR, Column, FieldDict, vkey
 
 Cols = Mapping[tuple[str, ...], Column]
 Dicts = Mapping[tuple[str, ...], FieldDict]
 MetaFn = Callable[[int], Mapping[str, Any]]  # position -> metadata
 
-EXACT_MAX = 1000  # at most this many matching rows: scan them exactly
-OVERFETCH_MIN = 0.3  # at least this share matching: HNSW with over-fetch
+EXACT_MAX = EXACT_BELOW  # at most this many matching rows: scan them exactly
+# OVERFETCH_MIN (from _segment): at least this share matching: HNSW with over-fetch
 _ORD = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _KIND = {"z": NULL, "b": BOOL, "n": NUM, "s": STR}
 

@@ -125,13 +125,14 @@ def history(st: Storage, txn: lmdb.Transaction, pid: int, rid: str) -> list[Reco
             v = split_hist_key(key)[2]
             if v < floor:
                 continue
+            info = txn.get(k64(v), db=kinds)
+            by_rollback = bool(info) and cbor2.loads(info).get("k") == "rollback"
             if not val:
-                out.append(RecordVersion(v, "delete", None, None))
+                out.append(RecordVersion(v, "rollback" if by_rollback else "delete", None, None))
                 continue
             raw_row = txn.get(val, db=st.db("rows"))
             raw_vec = txn.get(val, db=st.db("vecs"))
-            info = txn.get(k64(v), db=kinds)
-            op = "rollback" if info and cbor2.loads(info).get("k") == "rollback" else "upsert"
+            op = "rollback" if by_rollback else "upsert"
             out.append(RecordVersion(
                 v, op,
                 None if raw_vec is None else np.frombuffer(raw_vec, np.float32).copy(),
