@@ -262,3 +262,18 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
         assert np.array_equal(s.get("6").vector, data[6])  # type: ignore[union-attr]
         assert s.partition("p2").get("x").metadata == {"a": [1, 2]}  # type: ignore[union-attr]
         assert s.query(data[10], k=1)[0].id == "10"
+
+
+def test_lmdb_map_grows_by_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vecstore._storage as storage
+
+    monkeypatch.setattr(storage, "INITIAL_MAP_SIZE", 1 << 20)  # 1 MiB to start with
+    rng = np.random.default_rng(0)
+    with VecStore.open(tmp_path / "g.db", Config(dim=64, seal_threshold=100_000)) as s:
+        start = s._engine.storage.env.info()["map_size"]
+        for i in range(0, 8000, 1000):  # ~3 MiB of vectors
+            s.upsert_many(ids=[str(j) for j in range(i, i + 1000)],
+                          vectors=rng.normal(size=(1000, 64)), metadata=[{"i": j} for j in range(1000)])
+            assert len(s) == i + 1000
+        assert s._engine.storage.env.info()["map_size"] > start
+        assert s.get("7999").metadata == {"i": 999}  # type: ignore[union-attr]
