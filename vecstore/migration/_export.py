@@ -1,0 +1,56 @@
+"""Exporting a store snapshot to one of the four formats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .._snapshot import Snapshot
+from ._writers import write_export
+
+_U64 = (1 << 64) - 1
+
+
+def _qdrant_id(rid: str) -> str | int:
+    """Qdrant point ids are unsigned ints or UUIDs: a canonical decimal id
+    goes out as the int it was imported from (and reads back as the same
+    string); anything else stays a string."""
+    if rid.isascii() and rid.isdigit() and (rid == "0" or rid[0] != "0"):
+        n = int(rid)
+        if n <= _U64:
+            return n
+    return rid
+
+
+def export_rows(snap: Snapshot, fmt: str, text_field: str,
+                progress: Callable[[int, int], Any] | None = None,
+                total: int = 0) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """``(id, vector, metadata, document)`` rows of a snapshot, by id.
+
+    Chroma gets the text field back out of the metadata as the document;
+    the other formats keep the metadata as stored.  Empty metadata is
+    written as null/omitted (it reads back as ``{}``).
+    """
+    done = 0
+    for rec in snap.scan(batch_size=1000):
+        meta: Any = rec.metadata
+        doc = None
+        if fmt == "chroma" and isinstance(meta.get(text_field), str):
+            meta = dict(meta)
+            doc = meta.pop(text_field)
+        rid: Any = _qdrant_id(rec.id) if fmt == "qdrant" else rec.id
+        yield rid, rec.vector, (meta or None), doc
+        done += 1
+        if progress is not None and done % 1000 == 0:
+            progress(done, max(total, done))
+    if progress is not None:
+        progress(done, done)
+
+
+def export_snapshot(snap: Snapshot, fmt: str, path: str, text_field: str,
+                    progress: Callable[[int, int], Any] | None = None) -> int:
+    """Write every record of the snapshot's partition to ``path``."""
+    total = snap.count() if progress is not None else 0
+    if progress is not None:
+        progress(0, total)
+    return write_export(fmt, path, export_rows(snap, fmt, text_field, progress, total))

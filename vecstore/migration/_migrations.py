@@ -1,0 +1,203 @@
+"""The public migration classes: one per source format, each importing an
+export file into a store (sync or trio) and exporting a store back to it."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, ClassVar, Self
+
+from .._errors import MigrationError
+from ._config import MigrationConfig, MigrationStats
+from ._export import export_snapshot
+from ._importer import ImportRun, Progress, run_async, run_sync
+
+__all__ = ["ChromaMigration", "Migration", "PineconeMigration", "QdrantMigration",
+           "WeaviateMigration", "migration_for"]
+
+
+def _target(store: Any, cfg: MigrationConfig, want_async: bool) -> tuple[Any, str]:
+    """(root store, partition) of a store or partition view."""
+    from .._async import AsyncPartitionView, AsyncVecStore
+    from .._store import PartitionView, VecStore
+
+    sync_types = (VecStore, PartitionView)
+    async_types = (AsyncVecStore, AsyncPartitionView)
+    if want_async and isinstance(store, sync_types):
+        raise TypeError("import_from_file_async needs an AsyncVecStore (or a partition of "
+                        "one); use import_from_file for a VecStore")
+    if not want_async and isinstance(store, async_types):
+        raise TypeError("this is an AsyncVecStore: use `await m.import_from_file_async(path, "
+                        "store)`")
+    if not isinstance(store, sync_types + async_types):
+        raise TypeError(f"expected a vecstore store or partition view, got {type(store).__name__}")
+    own = store._pname
+    root = store._store
+    if cfg.partition is not None and cfg.partition != own:
+        if root is not store:
+            raise ValueError(f"MigrationConfig(partition={cfg.partition!r}) conflicts with the "
+                             f"partition view {own!r} the import was given")
+        own = cfg.partition
+    return root, own
+
+
+class Migration:
+    """Import from / export to one format.  Subclasses set ``format``.
+
+    ``Migration(config)`` or ``Migration(batch_size=..., validate=..., ...)``
+    (keywords are :class:`MigrationConfig` fields, applied on top of
+    ``config``).  ``stats`` holds the latest run's :class:`MigrationStats`,
+    also while it runs, and after it was interrupted.
+    """
+
+    format: ClassVar[str] = ""
+
+    def __init__(self, config: MigrationConfig | None = None, **options: Any) -> None:
+        if config is not None and not isinstance(config, MigrationConfig):
+            raise TypeError(f"config must be a MigrationConfig, got {type(config).__name__}")
+        cfg = config or MigrationConfig()
+        self.config = cfg.replace(**options) if options else cfg
+        self._progress: Progress | None = None
+        self.stats: MigrationStats | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def with_progress(self, callback: Progress | None) -> Self:
+        """A copy that calls ``callback(done, total)`` as records are
+        committed: ``done`` counts records read by this run, ``total`` is
+        an estimate until the end, where the last call has
+        ``done == total ==`` the number of records read."""
+        if callback is not None and not callable(callback):
+            raise TypeError("the progress callback must be callable")
+        other = copy.copy(self)
+        other._progress = callback
+        other.stats = None
+        return other
+
+    # -- import ------------------------------------------------------------------
+
+    def import_from_file(self, path: str | os.PathLike[str], store: Any) -> MigrationStats:
+        """Import ``path`` into ``store`` (a VecStore or partition view).
+
+        Resumes where an earlier interrupted run of the same import stopped;
+        returns at once (``stats.already_complete``) if it had finished.
+        Raises :class:`~vecstore.MigrationError` if the file cannot be read
+        or parsed, or changed since that earlier run.
+        """
+        root, partition = _target(store, self.config, want_async=False)
+        eng = root._writable()
+        run = ImportRun(self.format, path, eng, root.path, partition, self.config,
+                        self._progress)
+        self.stats = run.stats
+        return run_sync(run, root._submit)
+
+    async def import_from_file_async(self, path: str | os.PathLike[str],
+                                     store: Any) -> MigrationStats:
+        """:meth:`import_from_file` through an :class:`~vecstore.AsyncVecStore`:
+        parsing runs in worker threads and commits go through the store's
+        writer, so other tasks keep reading and writing meanwhile."""
+        import trio
+
+        root, partition = _target(store, self.config, want_async=True)
+        eng = root._writable()
+        run = await trio.to_thread.run_sync(
+            lambda: ImportRun(self.format, path, eng, root.path, partition, self.config,
+                              self._progress))
+        self.stats = run.stats
+        return await run_async(run, root._submit)
+
+    # -- export --------------------------------------------------------------------
+
+    def export_to_file(self, store: Any, path: str | os.PathLike[str], *,
+                       version: int | None = None) -> int:
+        """Write the store's records (one partition: the view's, or
+        ``config.partition``) to ``path`` in this format; return how many.
+        Reads one snapshot (``version``, default the latest), so writes made
+        meanwhile are not mixed in.  Works on read-only stores."""
+        snap, text_field = self._snapshot(store, version)
+        return export_snapshot(snap, self.format, os.fspath(path), text_field, self._progress)
+
+    async def export_to_file_async(self, store: Any, path: str | os.PathLike[str], *,
+                                   version: int | None = None) -> int:
+        import trio
+
+        from .._async import AsyncPartitionView, AsyncVecStore
+
+        if not isinstance(store, (AsyncVecStore, AsyncPartitionView)):
+            raise TypeError("export_to_file_async needs an AsyncVecStore (or a partition view "
+                            "of one); use export_to_file for a VecStore")
+        view = self._view(store)
+        snap = (await view.snapshot(version)).sync
+        text_field = self._text_field(view)
+        return await trio.to_thread.run_sync(
+            export_snapshot, snap, self.format, os.fspath(path), text_field, self._progress)
+
+    def _view(self, store: Any) -> Any:
+        part = self.config.partition
+        if part is not None and store._store is store:
+            return store.partition(part)
+        if part is not None and part != store._pname:
+            raise ValueError(f"MigrationConfig(partition={part!r}) conflicts with the "
+                             f"partition view {store._pname!r}")
+        return store
+
+    def _text_field(self, view: Any) -> str:
+        from .._async import AsyncVecStore
+
+        root = view._store
+        eng = root._eng() if isinstance(root, AsyncVecStore) else root._engine_checked()
+        return self.config.text_field or eng.config.text_field or "document"
+
+    def _snapshot(self, store: Any, version: int | None) -> tuple[Any, str]:
+        from .._store import PartitionView, VecStore
+
+        if not isinstance(store, (VecStore, PartitionView)):
+            raise TypeError("export_to_file needs a VecStore (or a partition view of one); "
+                            "use export_to_file_async for an AsyncVecStore")
+        view = self._view(store)
+        return view.snapshot(version), self._text_field(view)
+
+
+class PineconeMigration(Migration):
+    """Pinecone: ``{"vectors": [{"id", "values", "metadata"}, ...]}``."""
+
+    format = "pinecone"
+
+
+class QdrantMigration(Migration):
+    """Qdrant JSON Lines: one ``{"id", "vector", "payload"}`` point per line;
+    integer ids become strings."""
+
+    format = "qdrant"
+
+
+class WeaviateMigration(Migration):
+    """Weaviate: ``{"vectors": [{"id", "vector", "properties"}, ...]}``;
+    ``properties`` become the metadata."""
+
+    format = "weaviate"
+
+
+class ChromaMigration(Migration):
+    """Chroma: the ``collection.get(include=["embeddings", "metadatas",
+    "documents"])`` columns; each document goes to the text field
+    (``config.text_field``, else the store's ``Config.text_field``, else
+    ``metadata["document"]``), and comes back out of it on export."""
+
+    format = "chroma"
+
+
+_BY_FORMAT: dict[str, type[Migration]] = {
+    cls.format: cls
+    for cls in (PineconeMigration, QdrantMigration, WeaviateMigration, ChromaMigration)
+}
+
+
+def migration_for(fmt: str) -> type[Migration]:
+    """The migration class of a format name."""
+    try:
+        return _BY_FORMAT[fmt]
+    except KeyError:
+        raise MigrationError(f"unknown export format {fmt!r}; expected one of: "
+                             f"{', '.join(_BY_FORMAT)}") from None
