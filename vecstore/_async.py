@@ -28,7 +28,7 @@ from ._store import FilterLike
 from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
 from ._validate import check_partition
 from ._versions import (
-    Rollback,
+    make_rollback,
     list_versions,
     make_retention,
     make_tag,
@@ -102,7 +102,7 @@ class _AsyncPartitionAPI:
 
     async def rollback(self, version: int, message: str | None = None) -> int:
         part = None if self._store is self else check_partition(self._pname)
-        return await self._store._submit(Rollback(part, version, message))  # type: ignore[no-any-return]
+        return await self._store._submit(make_rollback(part, version, message))  # type: ignore[no-any-return]
 
     def _snap(self) -> AsyncSnapshot:
         eng = self._store._eng()

@@ -188,7 +188,11 @@ class Engine:
                     ctx.begin()
                     try:
                         results[i] = reqs[i].apply(ctx)
-                    except VecStoreError as exc:
+                    except (lmdb.Error, OSError):
+                        raise  # storage-level: map growth, disk full... (Storage.write)
+                    except Exception as exc:  # this request alone fails; never the writer
+                        if not isinstance(exc, VecStoreError):
+                            log.exception("write request %r failed unexpectedly", type(reqs[i]))
                         results[i] = exc
                         failed.append(i)
                         raise _Retry() from exc

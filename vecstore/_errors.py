@@ -75,6 +75,15 @@ class StorageError(VecStoreError, OSError):
     was rolled back and nothing it carried is visible."""
 
 
+class InvalidArgumentError(VecStoreError, ValueError):
+    """An argument has the right type but a value the call cannot take
+    (e.g. ``k=0``, an empty batch, mismatched column lengths)."""
+
+
+class InvalidArgumentTypeError(VecStoreError, TypeError):
+    """An argument has the wrong type (e.g. a str where a version int is due)."""
+
+
 class MigrationError(VecStoreError):
     """An import or export could not proceed (unreadable or malformed source,
     changed source file on resume, ...)."""
@@ -85,6 +94,8 @@ __all__ = [
     "CorruptionError",
     "DimensionMismatchError",
     "FilterError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "InvalidIdError",
     "InvalidMetadataError",
     "InvalidVectorError",

@@ -20,6 +20,8 @@ scan it while the writer grows it).  Predicates become numpy masks.
 
 from __future__ import annotations
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 import math
 import struct
 from collections.abc import Iterable, Mapping
@@ -39,7 +41,7 @@ MAX_STR = 200
 def path_of(field: str) -> tuple[str, ...]:
     parts = tuple(field.split("."))
     if not field or any(not p for p in parts):
-        raise ValueError(f"bad field path {field!r}: use dotted names like 'user.age'")
+        raise InvalidArgumentError(f"bad field path {field!r}: use dotted names like 'user.age'")
     return parts
 
 

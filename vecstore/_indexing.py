@@ -3,6 +3,8 @@ and building a field's columns for segments from the LMDB entries."""
 
 from __future__ import annotations
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -56,7 +58,7 @@ def row_index_keys(indexes: Iterable[IndexDef], meta: Mapping[str, Any], rowid: 
 
 def check_kind(kind: Any) -> str:
     if kind not in KINDS:
-        raise ValueError(f"index kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        raise InvalidArgumentError(f"index kind must be one of {', '.join(KINDS)}; got {kind!r}")
     return kind  # type: ignore[no-any-return]
 
 
@@ -189,6 +191,6 @@ def meta_dicts(metas: list[bytes]) -> list[dict[str, Any]]:
 
 def make_create_index(field: Any, kind: Any) -> CreateIndex:
     if not isinstance(field, str):
-        raise TypeError(f"field must be a str, got {type(field).__name__}")
+        raise InvalidArgumentTypeError(f"field must be a str, got {type(field).__name__}")
     path_of(field)
     return CreateIndex(field, check_kind(kind))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import InvalidMetadataError
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidMetadataError
 from ._filter import parse_filter
 from ._ops import Delete, DeleteWhere, DropPartition, Upsert
 from ._validate import (
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 def _message(message: Any) -> str | None:
     if message is not None and not isinstance(message, str):
-        raise TypeError(f"message must be a str or None, got {type(message).__name__}")
+        raise InvalidArgumentTypeError(f"message must be a str or None, got {type(message).__name__}")
     return message
 
 
@@ -51,19 +51,19 @@ def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids
                 vectors: Any, metadata: Any, message: Any) -> Upsert:
     if items is not None:
         if ids is not None or vectors is not None or metadata is not None:
-            raise TypeError("pass either items or ids=/vectors=/metadata=, not both")
+            raise InvalidArgumentTypeError("pass either items or ids=/vectors=/metadata=, not both")
         rows = [tuple(item) for item in items]
         for r in rows:
             if not 2 <= len(r) <= 3:
-                raise TypeError("each item must be (id, vector) or (id, vector, metadata)")
+                raise InvalidArgumentTypeError("each item must be (id, vector) or (id, vector, metadata)")
         ids = [r[0] for r in rows]
         vectors = [np.asarray(r[1]) if not isinstance(r[1], np.ndarray) else r[1] for r in rows]
         metadata = [r[2] if len(r) == 3 else None for r in rows]
     if ids is None or vectors is None:
-        raise TypeError("upsert_many needs items, or ids= and vectors=")
+        raise InvalidArgumentTypeError("upsert_many needs items, or ids= and vectors=")
     rids = [check_id(x) for x in ids]
     if not rids:
-        raise ValueError("upsert_many needs at least one record")
+        raise InvalidArgumentError("upsert_many needs at least one record")
     if isinstance(vectors, np.ndarray):
         mat = as_matrix(vectors, engine.dim)
     else:
@@ -75,7 +75,7 @@ def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids
             mat = as_matrix(np.stack([as_vector(v, engine.dim) for v in vecs]) if vecs
                             else np.empty((0, engine.dim or 1)), engine.dim)
     if mat.shape[0] != len(rids):
-        raise ValueError(f"{len(rids)} ids but {mat.shape[0]} vectors")
+        raise InvalidArgumentError(f"{len(rids)} ids but {mat.shape[0]} vectors")
     if metadata is None:
         metas: Sequence[Any] = [None] * len(rids)
     elif isinstance(metadata, Mapping):
@@ -83,7 +83,7 @@ def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids
     else:
         metas = list(metadata)
         if len(metas) != len(rids):
-            raise ValueError(f"{len(rids)} ids but {len(metas)} metadata entries")
+            raise InvalidArgumentError(f"{len(rids)} ids but {len(metas)} metadata entries")
     check_values(mat, engine.distance, rids)
     keep = dedupe_last(rids)
     if len(keep) != len(rids):
@@ -108,7 +108,7 @@ def delete_many(partition: str, ids: Iterable[Any] | None, filter: Any,
         return delete(partition, ids or [], message, single=False)
     flt = parse_filter(filter)
     if flt is None:
-        raise ValueError("delete_many(filter=...) needs a non-empty filter; "
+        raise InvalidArgumentError("delete_many(filter=...) needs a non-empty filter; "
                          "to empty a partition use drop_partition()")
     rids = list(dict.fromkeys(check_id(x) for x in ids or []))
     return DeleteWhere(check_partition(partition), flt, _message(message), rids)

@@ -7,6 +7,8 @@ immutable per rowid in LMDB, so any read transaction serves them.
 
 from __future__ import annotations
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -156,8 +158,10 @@ class Snapshot:
         Reads in batches of ``batch_size`` (one short read transaction each),
         so a long scan never holds the store's pages pinned.
         """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise InvalidArgumentTypeError(f"batch_size must be an int, got {batch_size!r}")
         if batch_size <= 0:
-            raise ValueError("batch_size must be positive")
+            raise InvalidArgumentError("batch_size must be positive")
         flt = parse_filter(filter)
         ps = self._part()
         if ps is None:

@@ -23,7 +23,7 @@ from ._snapshot import DEFAULT, QueryLike, Snapshot
 from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
 from ._validate import check_partition
 from ._versions import (
-    Rollback,
+    make_rollback,
     list_versions,
     make_retention,
     make_tag,
@@ -65,7 +65,7 @@ class _PartitionAPI:
     def rollback(self, version: int, message: str | None = None) -> int:
         """A new version whose state (of this partition) equals ``version``'s."""
         self._store._writable()
-        return self._submit(Rollback(check_partition(self._pname), version, message))  # type: ignore[no-any-return]
+        return self._submit(make_rollback(check_partition(self._pname), version, message))  # type: ignore[no-any-return]
 
     # writes
     def upsert(self, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None, *,
@@ -227,7 +227,7 @@ class VecStore(_PartitionAPI):
     def rollback(self, version: int, message: str | None = None) -> int:
         """A new version whose state (every partition) equals ``version``'s."""
         self._writable()
-        return self._submit(Rollback(None, version, message))  # type: ignore[no-any-return]
+        return self._submit(make_rollback(None, version, message))  # type: ignore[no-any-return]
 
     def set_retention(self, versions: int | None = None, seconds: float | None = None) -> None:
         """Keep the last ``versions`` versions and/or those younger than

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
@@ -107,11 +109,11 @@ class Query:
         partitions: Sequence[str] | None = None,
     ) -> None:
         if isinstance(k, bool) or not isinstance(k, int):
-            raise TypeError(f"k must be a positive int, got {k!r}")
+            raise InvalidArgumentTypeError(f"k must be a positive int, got {k!r}")
         if k <= 0:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+            raise InvalidArgumentError(f"k must be a positive int, got {k!r}")
         if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef <= 0):
-            raise ValueError(f"ef must be a positive int or None, got {ef!r}")
+            raise InvalidArgumentError(f"ef must be a positive int or None, got {ef!r}")
         if isinstance(partitions, str):
             partitions = [partitions]
         object.__setattr__(self, "vector", vector)

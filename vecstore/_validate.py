@@ -3,6 +3,8 @@ in the caller's thread, before a request ever reaches the writer."""
 
 from __future__ import annotations
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -47,15 +49,15 @@ def check_id(raw: Any) -> str:
 
 def check_partition(name: Any) -> str:
     if not isinstance(name, str):
-        raise TypeError(f"partition name must be a str, got {type(name).__name__}")
+        raise InvalidArgumentTypeError(f"partition name must be a str, got {type(name).__name__}")
     if not name or "\x00" in name or len(name.encode("utf-8", "replace")) > MAX_PARTITION_BYTES:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"partition name must be 1..{MAX_PARTITION_BYTES} UTF-8 bytes without NUL: {name!r}"
         )
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValueError(f"partition name is not valid Unicode: {name!r}") from None
+        raise InvalidArgumentError(f"partition name is not valid Unicode: {name!r}") from None
     return name
 
 

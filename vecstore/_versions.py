@@ -9,6 +9,8 @@ new version whose state equals the target's.
 
 from __future__ import annotations
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
 import struct
 import time
 from collections.abc import Iterator
@@ -68,7 +70,7 @@ def floor_version(st: Storage, txn: lmdb.Transaction, now: float | None = None) 
 def check_retained(st: Storage, txn: lmdb.Transaction, version: int) -> None:
     latest = st.get_meta(txn, "version", 0)
     if isinstance(version, bool) or not isinstance(version, int):
-        raise TypeError(f"version must be an int, got {type(version).__name__}")
+        raise InvalidArgumentTypeError(f"version must be an int, got {type(version).__name__}")
     if version > latest or version < 0:
         raise VersionNotRetainedError(f"version {version} does not exist (latest is {latest})")
     floor = floor_version(st, txn)
@@ -80,7 +82,11 @@ def check_retained(st: Storage, txn: lmdb.Transaction, version: int) -> None:
 
 def resolve_tag(st: Storage, txn: lmdb.Transaction, tag: str) -> int:
     db = st.db("tags")
-    raw = None if db is None else txn.get(tag.encode(), db=db)
+    try:
+        key = check_tag(tag).encode("utf-8")
+    except (InvalidArgumentError, InvalidArgumentTypeError):
+        raise VersionNotRetainedError(f"no version is tagged {tag!r}") from None
+    raw = None if db is None else txn.get(key, db=db)
     if raw is None:
         raise VersionNotRetainedError(f"no version is tagged {tag!r}")
     return u64(raw)
@@ -261,7 +267,7 @@ def open_snapshot(engine: Engine, version: int | None, tag: str | None,
     state = engine.state
     if tag is not None:
         if version is not None:
-            raise TypeError("pass version= or tag=, not both")
+            raise InvalidArgumentTypeError("pass version= or tag=, not both")
         with engine.storage.read() as txn:
             version = resolve_tag(engine.storage, txn, tag)
     if version is not None and version != state.version:
@@ -284,17 +290,35 @@ def record_history(engine: Engine, partition: str, id: Any) -> list[RecordVersio
         return history(engine.storage, txn, pm.pid, rid)
 
 
+def check_tag(name: Any) -> str:
+    if not isinstance(name, str):
+        raise InvalidArgumentTypeError(f"a tag is a str, got {type(name).__name__}")
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"tag {name!r} is not valid Unicode") from None
+    if not 0 < size <= 400:
+        raise InvalidArgumentError(f"a tag is a non-empty str of at most 400 bytes, got {name!r}")
+    return name
+
+
 def make_tag(name: Any) -> Tag:
-    if not isinstance(name, str) or not name or len(name.encode("utf-8", "replace")) > 400:
-        raise ValueError(f"a tag is a non-empty str of at most 400 bytes, got {name!r}")
-    return Tag(name)
+    return Tag(check_tag(name))
 
 
 def make_retention(versions: Any, seconds: Any) -> SetRetention:
     if versions is not None and (isinstance(versions, bool) or not isinstance(versions, int)
                                  or versions < 1):
-        raise ValueError(f"versions must be a positive int or None, got {versions!r}")
+        raise InvalidArgumentError(f"versions must be a positive int or None, got {versions!r}")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
                                 or not seconds >= 0):
-        raise ValueError(f"seconds must be a non-negative number or None, got {seconds!r}")
+        raise InvalidArgumentError(f"seconds must be a non-negative number or None, got {seconds!r}")
     return SetRetention(versions, None if seconds is None else float(seconds))
+
+
+def make_rollback(partition: str | None, version: Any, message: Any) -> Rollback:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise InvalidArgumentTypeError(f"version must be an int, got {type(version).__name__}")
+    if message is not None and not isinstance(message, str):
+        raise InvalidArgumentTypeError(f"message must be a str or None, got {type(message).__name__}")
+    return Rollback(partition, version, message)

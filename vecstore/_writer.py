@@ -74,7 +74,11 @@ class Writer:
                         batch.append(self._recv.receive_nowait())
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                results = await self._locked(self.engine.commit, [p.req for p in batch])
+                try:
+                    results = await self._locked(self.engine.commit, [p.req for p in batch])
+                except Exception as exc:  # answer the batch; keep serving
+                    log.exception("commit failed")
+                    results = [exc] * len(batch)
                 for p, r in zip(batch, results):
                     p.result = r
                     p.event.set()
