@@ -9,13 +9,16 @@ that was written but never recorded is garbage and is removed at open.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._errors import StorageError, StorageFullError
 from ._segment import SealedSegment, add_in_chunks, build_index, load_index
 from ._types import Distance
 
@@ -39,16 +42,37 @@ def fsync_dir(path: str) -> None:
 def write_index_file(index: Any, path: str) -> int:
     """Save ``index`` durably at ``path``; return the file's CRC32."""
     tmp = path + ".tmp"
-    index.save_index(tmp)
-    fd = os.open(tmp, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        index.save_index(tmp)  # (hnswlib does not report a failed write...)
+        size = os.path.getsize(tmp)
+        if size != index.index_file_size():  # (...so check what reached the file)
+            raise OSError(errno.ENOSPC if _disk_nearly_full(path) else errno.EIO,
+                          f"segment file {tmp} is {size} bytes, expected "
+                          f"{index.index_file_size()}")
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise StorageFullError(exc.errno, f"disk full writing a segment: {exc}") from exc
+        raise StorageError(exc.errno or errno.EIO, f"I/O error writing a segment: {exc}") from exc
     crc = file_crc(tmp)
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
     return crc
+
+
+def _disk_nearly_full(path: str) -> bool:
+    try:
+        return shutil.disk_usage(os.path.dirname(path)).free < (16 << 20)
+    except OSError:
+        return False
 
 
 def segment_file_name(seg_id: int) -> str:

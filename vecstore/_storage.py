@@ -253,14 +253,29 @@ class Storage:
                     raise StorageFullError(exc.errno, f"disk full: {exc}") from exc
                 raise
 
-    @staticmethod
-    def _map_error(exc: lmdb.Error) -> Exception:
+    def _out_of_room(self) -> bool:
+        """Is the disk (or the process's file-size limit) about full?"""
+        import resource
+        import shutil
+
+        try:
+            if shutil.disk_usage(self.path).free < (16 << 20):
+                return True
+            soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            size = _file_size(os.path.join(self.path, "data.mdb"))
+            return soft != resource.RLIM_INFINITY and size + (16 << 20) > soft
+        except OSError:
+            return False
+
+    def _map_error(self, exc: lmdb.Error) -> Exception:
         text = str(exc)
         for code, cls in ((errno.ENOSPC, StorageFullError), (errno.EFBIG, StorageFullError),
                           (errno.EDQUOT, StorageFullError)):
             if os.strerror(code) in text or "No space" in text:
                 return cls(code, f"disk full while writing: {text}")
         if isinstance(exc, lmdb.DiskError) or "Input/output" in text:
+            if self._out_of_room():  # LMDB reports a short write as EIO
+                return StorageFullError(errno.ENOSPC, f"disk full while writing: {text}")
             return StorageError(errno.EIO, f"I/O error while writing: {text}")
         return StorageError(0, f"LMDB error while writing: {text}")
 

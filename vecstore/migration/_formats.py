@@ -172,6 +172,10 @@ def _estimate_document(fmt: str, path: str, size: int) -> int:
                     break
         except (ijson.JSONError, ValueError) as e:
             raise parse_error(fmt, path, count, f, e) from e
+        except (MemoryError, RecursionError):
+            raise MigrationError(
+                f"malformed {fmt} export {path!r}: the record at position {count} is nested "
+                "too deeply or too large to parse") from None
     return round(count * size / done_at) if count else 0
 
 

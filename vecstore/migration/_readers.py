@@ -167,6 +167,35 @@ _Builder = Callable[[int, object, "str | None"], SourceRecord]
 _DOC_BUILDERS: dict[str, _Builder] = {"pinecone": _pinecone_record, "weaviate": _weaviate_record}
 
 
+MAX_NESTING = 64  # deeper JSON is refused before a parser builds it
+_BRACKETS_CHECKED = 256  # lines with fewer brackets cannot be that deep
+
+
+def _nesting(line: bytes) -> int:
+    """Deepest bracket nesting of a JSON text (strings are skipped)."""
+    depth = best = 0
+    in_str = escape = False
+    for ch in line:
+        if in_str:
+            if escape:
+                escape = False
+            elif ch == 0x5C:  # backslash
+                escape = True
+            elif ch == 0x22:
+                in_str = False
+        elif ch == 0x22:
+            in_str = True
+        elif ch in (0x5B, 0x7B):
+            depth += 1
+            if depth > best:
+                best = depth
+                if best > MAX_NESTING:
+                    return best
+        elif ch in (0x5D, 0x7D):
+            depth -= 1
+    return best
+
+
 def _loads_line(line: bytes) -> object:
     """Parse one JSONL line.
 
@@ -175,6 +204,9 @@ def _loads_line(line: bytes) -> object:
     json.loads, so the accepted syntax (NaN, huge numbers, BOM) and the
     error messages are json.loads's.
     """
+    if line.count(b"[") + line.count(b"{") > _BRACKETS_CHECKED and \
+            _nesting(line) > MAX_NESTING:
+        raise ValueError(f"nested deeper than {MAX_NESTING} levels")
     if len(line) >= _IJSON_MIN_LINE:
         try:
             values = list(ijson.items(line, "", use_float=True))
@@ -237,6 +269,11 @@ def read_document(fmt: str, path: str, start: int,
                 break
             except (ijson.JSONError, ValueError) as e:
                 raise parse_error(fmt, path, pos, f, e) from e
+            except (MemoryError, RecursionError):
+                # a record nested absurdly deep (ijson cannot stream inside one record)
+                raise MigrationError(
+                    f"malformed {fmt} export {path!r}: the record at position {pos} is "
+                    f"nested too deeply or too large to parse") from None
             if pos >= start:
                 yield build(pos, obj, vector_name)
             pos += 1
