@@ -197,6 +197,8 @@ class LoopThread:
     def __init__(self, engine: Engine) -> None:
         self.writer = Writer(engine)
         self._token: trio.lowlevel.TrioToken | None = None
+        self._lock = threading.Lock()
+        self._pending: set[concurrent.futures.Future[Any]] = set()
         self._nursery: trio.Nursery = None  # type: ignore[assignment]
         self._error: BaseException | None = None
         ready = threading.Event()
@@ -216,6 +218,10 @@ class LoopThread:
                 log.exception("vecstore writer loop died")
             finally:
                 ready.set()
+                with self._lock:  # nobody is left to answer these
+                    for fut in self._pending:
+                        if not fut.done():
+                            fut.set_exception(StoreClosedError("the store is closed"))
 
         self._thread = threading.Thread(target=target, name="vecstore-writer", daemon=True)
         self._thread.start()
@@ -239,11 +245,24 @@ class LoopThread:
             except BaseException as exc:
                 fut.set_exception(exc)
 
+        def post() -> None:
+            try:
+                self._nursery.start_soon(runner)
+            except BaseException:  # the loop is shutting down
+                if not fut.done():
+                    fut.set_exception(StoreClosedError("the store is closed"))
+
+        with self._lock:
+            self._pending.add(fut)
         try:
-            self._token.run_sync_soon(lambda: self._nursery.start_soon(runner))
+            self._token.run_sync_soon(post)
         except trio.RunFinishedError:
             raise StoreClosedError("the store is closed") from None
-        return fut.result()
+        try:
+            return fut.result()
+        finally:
+            with self._lock:
+                self._pending.discard(fut)
 
     def close(self) -> None:
         if self._thread.is_alive():
