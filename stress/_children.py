@@ -124,7 +124,7 @@ def load_reader(store_path: str, out_path: str, err_path: str, reader_id: int,
     _redirect(err_path)
     from .load import reader_step  # shared with the in-process reader tasks
 
-    lat: list[float] = []
+    lat: list[Any] = []
     samples: list[Any] = []
     errors: list[str] = []
     refreshes = 0

@@ -63,25 +63,26 @@ def query_vector(reader: int, i: int) -> np.ndarray:
 
 
 def reader_step(snap: Any, reader: int, i: int, dim: int, k: int, sample_every: int,
-                lat: list[float], samples: list[Any]) -> None:
+                lat: list[Any], samples: list[Any]) -> None:
     """One read on a sync snapshot: a count, a filtered or a plain query."""
     v = snap.version
     if i % 10 == 0:
         t0 = time.perf_counter()
         n = snap.count()
-        lat.append(time.perf_counter() - t0)
+        lat.append(("count", time.perf_counter() - t0))
         samples.append({"v": v, "count": n})
         return
     q = query_vector(reader, i)
     g = (i // 10) % GROUPS if i % 10 in (1, 2) else None
+    field = "g" if i % 10 == 1 else "h"  # "g" has a hash index, "h" none
     t0 = time.perf_counter()
-    res = snap.query(q, k=k, filter=None if g is None else {"g": g})
-    lat.append(time.perf_counter() - t0)
+    res = snap.query(q, k=k, filter=None if g is None else {field: g})
+    lat.append(("knn" if g is None else f"filtered-{field}", time.perf_counter() - t0))
     if i % sample_every == 0 or g is not None and i % (sample_every * 2) == 1:
-        samples.append({"v": v, "r": reader, "i": i, "g": g, "ids": [r.id for r in res],
-                        "scores": [r.score for r in res],
+        samples.append({"v": v, "r": reader, "i": i, "g": g, "f": field,
+                        "ids": [r.id for r in res], "scores": [r.score for r in res],
                         "b": [r.metadata.get("b") for r in res],
-                        "mg": [r.metadata.get("g") for r in res]})
+                        "mg": [r.metadata.get(field) for r in res]})
 
 
 class Replay:
@@ -93,7 +94,7 @@ class Replay:
         self.live = np.zeros(POOL, bool)
         self.b = np.zeros(POOL, np.int64)
         self.vecs = np.zeros((POOL, DIM), np.float64)
-        self.groups = np.arange(POOL) % GROUPS
+        self.groups = {"g": np.arange(POOL) % GROUPS, "h": (np.arange(POOL) // GROUPS) % GROUPS}
 
     def advance(self, version: int) -> None:
         while self.pos < len(self.log) and self.log[self.pos][0] <= version:
@@ -125,7 +126,7 @@ def verify(log: list[tuple[int, str, int]], samples: list[dict[str, Any]],
             continue
         q = query_vector(s["r"], s["i"]).astype(np.float64)
         q /= np.linalg.norm(q)
-        match = rep.live if s["g"] is None else rep.live & (rep.groups == s["g"])
+        match = rep.live if s["g"] is None else rep.live & (rep.groups[s["f"]] == s["g"])
         cand = np.flatnonzero(match)
         sims = rep.vecs[cand] @ q
         exact = set(cand[np.argsort(-sims, kind="stable")[:K]].tolist())
@@ -162,8 +163,11 @@ def verify(log: list[tuple[int, str, int]], samples: list[dict[str, Any]],
             "inconsistent": len(bad)}
 
 
-def _pct(lat: list[float], p: float) -> float:
-    return float(np.percentile(lat, p)) * 1000 if lat else float("nan")
+def _pct(lat: list[Any], p: float, kind: str | None = None) -> float:
+    """Percentile in ms; ``lat`` holds seconds or (kind, seconds) pairs."""
+    vals = [x[1] if isinstance(x, (list, tuple)) else x for x in lat
+            if kind is None or (isinstance(x, (list, tuple)) and x[0] == kind)]
+    return float(np.percentile(vals, p)) * 1000 if vals else float("nan")
 
 
 async def _main(path: str, seconds: float, tasks: int, procs: int, seed: int, wd: Path,
@@ -174,7 +178,7 @@ async def _main(path: str, seconds: float, tasks: int, procs: int, seed: int, wd
 
     rng = random.Random(seed)
     log: list[tuple[int, str, int]] = []
-    lat: list[float] = []
+    lat: list[Any] = []
     samples: list[Any] = []
     errors: list[str] = []
     counts = {"write_calls": 0, "vectors": 0, "optimize": 0, "compact": 0, "queries": 0}
@@ -192,7 +196,8 @@ async def _main(path: str, seconds: float, tasks: int, procs: int, seed: int, wd
             if kind == "delete_many":
                 v = await store.delete_many(ids)
             else:
-                meta = [{"b": b, "g": int(i % GROUPS)} for i in idx.tolist()]
+                meta = [{"b": b, "g": int(i % GROUPS), "h": int((i // GROUPS) % GROUPS)}
+                        for i in idx.tolist()]
                 if kind == "upsert":
                     v = await store.upsert(ids[0], vecs[0], meta[0])
                 else:
@@ -202,6 +207,7 @@ async def _main(path: str, seconds: float, tasks: int, procs: int, seed: int, wd
             wlat.append(time.perf_counter() - t0)
             log.append((v, kind, b))
 
+        await store.create_index("g", "hash")  # filters on "g" use it, on "h" scan
         while counts["vectors"] < 8000:  # a store big enough for HNSW to matter
             await write("upsert_many")
         wlat.clear()
@@ -275,7 +281,7 @@ async def _main(path: str, seconds: float, tasks: int, procs: int, seed: int, wd
                 nursery.start_soon(reader, r)
         elapsed = time.time() - t_start
         # reader processes
-        plat: list[float] = []
+        plat: list[Any] = []
         psamples: list[Any] = []
         refreshes = 0
         for p, out, err in children:
@@ -333,6 +339,8 @@ def run(seconds: float = 20, tasks: int = 4, procs: int = 2, seed: int | None = 
         "proc_p99_ms": round(_pct(res["plat"], 99), 2),
         "write_calls_per_s": round(c["write_calls"] / el, 1),
         "vectors_per_s": round(c["vectors"] / el, 1),
+        **{f"{kind}_{p}_ms": round(_pct(all_lat, int(p[1:]), kind), 2)
+           for kind in ("knn", "filtered-g", "filtered-h", "count") for p in ("p50", "p99")},
         "write_p50_ms": round(_pct(res["wlat"], 50), 1),
         "write_p99_ms": round(_pct(res["wlat"], 99), 1),
         "optimizes": c["optimize"], "compactions": c["compact"],
@@ -346,6 +354,11 @@ def run(seconds: float = 20, tasks: int = 4, procs: int = 2, seed: int | None = 
     report.line(f"{figs['queries_per_s']:.0f} queries/s (tasks {figs['task_queries_per_s']:.0f}, "
                 f"processes {figs['proc_queries_per_s']:.0f}); latency p50 {figs['p50_ms']:.1f} "
                 f"ms, p99 {figs['p99_ms']:.1f} ms (processes p99 {figs['proc_p99_ms']:.1f} ms)")
+    report.line(f"by kind, p50/p99 ms: k-NN {figs['knn_p50_ms']:.1f}/{figs['knn_p99_ms']:.1f}, "
+                f"filtered on an indexed field {figs['filtered-g_p50_ms']:.1f}/"
+                f"{figs['filtered-g_p99_ms']:.1f}, on an unindexed one "
+                f"{figs['filtered-h_p50_ms']:.1f}/{figs['filtered-h_p99_ms']:.1f}, count "
+                f"{figs['count_p50_ms']:.2f}/{figs['count_p99_ms']:.2f}")
     report.line(f"writes: {figs['write_calls_per_s']:.0f} calls/s, "
                 f"{figs['vectors_per_s']:.0f} vectors/s (call latency p50 "
                 f"{figs['write_p50_ms']:.0f} "
