@@ -28,26 +28,38 @@ that is removed at the end.
 
 from __future__ import annotations
 
-import argparse
-import gzip
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from importlib import metadata as _md
+from functools import partial
 from typing import Any
 
 import cbor2
 import hnswlib
-import lmdb
 import numpy as np
 import trio
+from _common import (
+    Data,
+    Target,
+    add_output_args,
+    dataset_parser,
+    exact_topk,
+    interleaved,
+    load_data,
+    log,
+    log_machine,
+    machine_info,
+    print_summary,
+    raw_lmdb_puts,
+    recall,
+    timed,
+    write_json,
+)
 
 from vecstore import AsyncVecStore, Config, VecStore
 
@@ -60,107 +72,6 @@ BATCH = 1_000
 EF_LADDER = (64, 96, 128, 192, 256, 384, 512, 768, 1024)
 
 
-# -- output ---------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    name: str
-    ours: float
-    baseline: float
-    ratio: float
-    op: str  # ">=" or "<="
-    goal: float
-    unit: str
-    ok: bool = False
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.ok:
-            self.ok = self.ratio >= self.goal if self.op == ">=" else self.ratio <= self.goal
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def fmt(x: float, unit: str) -> str:
-    if unit == "s":
-        return f"{x:.3f} s"
-    if unit == "B/vec":
-        return f"{x:,.0f} B/vec"
-    return f"{x:,.0f} {unit}"
-
-
-def print_table(targets: list[Target]) -> None:
-    rows = [("target", "ours", "baseline", "ratio", "goal", "result")]
-    for t in targets:
-        rows.append((t.name, fmt(t.ours, t.unit), fmt(t.baseline, t.unit), f"{t.ratio:.3f}x",
-                     f"{t.op} {t.goal:g}x", "PASS" if t.ok else "FAIL"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    sep = "-+-".join("-" * w for w in widths)
-    for i, r in enumerate(rows):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(r, widths))))
-        if i == 0:
-            print(sep)
-    for t in targets:
-        if t.note:
-            print(f"  [{t.name}] {t.note}")
-    sys.stdout.flush()
-
-
-# -- data -------------------------------------------------------------------------
-
-
-@dataclass
-class Data:
-    queries: np.ndarray  # (nq, dim) float32
-    base: np.ndarray  # (nb, dim) float32
-    ids: list[str]  # base ids
-    metas: list[dict[str, Any]]  # base metadata
-
-
-def load_data(path: str, n_base: int, n_queries: int) -> Data:
-    vecs = np.load(os.path.join(path, "vectors.npy"), mmap_mode="r")
-    if n_queries > 1000 or n_queries <= 0:
-        raise SystemExit("--queries must be in 1..1000 (rows 0..999 are the query set)")
-    if 1000 + n_base > vecs.shape[0] or n_base <= 0:
-        raise SystemExit(f"--base must be in 1..{vecs.shape[0] - 1000}")
-    queries = np.ascontiguousarray(vecs[:n_queries], dtype=np.float32)
-    base = np.ascontiguousarray(vecs[1000:1000 + n_base], dtype=np.float32)
-    ids: list[str] = []
-    metas: list[dict[str, Any]] = []
-    with gzip.open(os.path.join(path, "records.jsonl.gz"), "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i < 1000:
-                continue
-            if i >= 1000 + n_base:
-                break
-            rec = json.loads(line)
-            ids.append(str(rec["id"]))
-            metas.append(rec["metadata"])
-    if len(ids) != n_base or len(set(ids)) != n_base:
-        raise SystemExit("records.jsonl.gz: base ids missing or not unique")
-    return Data(queries, base, ids, metas)
-
-
-def ground_truth(base: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Exact top-k base rows by dot product (vectors are L2-normalised)."""
-    out = np.empty((len(queries), k), np.int64)
-    for s in range(0, len(queries), 256):
-        sims = queries[s:s + 256] @ base.T
-        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        out[s:s + 256] = part
-    return out
-
-
-def recall(found: list[np.ndarray], truth: np.ndarray) -> float:
-    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth))
-    return hits / truth.size
-
-
 # -- raw baselines -------------------------------------------------------------------
 
 
@@ -170,20 +81,6 @@ def raw_build(base: np.ndarray, threads: int) -> tuple[Any, float]:
     index.init_index(max_elements=len(base), M=M, ef_construction=EF_CONSTRUCTION)
     index.add_items(base, np.arange(len(base)), num_threads=threads)
     return index, time.perf_counter() - t0
-
-
-def raw_lmdb_ingest(path: str, keys: list[bytes], values: list[bytes]) -> float:
-    """Seconds to put every (key, value) with one fsync'd commit per BATCH."""
-    env = lmdb.open(path, map_size=4 << 30, sync=True, metasync=True, subdir=True)
-    try:
-        t0 = time.perf_counter()
-        for s in range(0, len(keys), BATCH):
-            with env.begin(write=True) as txn:
-                for k, v in zip(keys[s:s + BATCH], values[s:s + BATCH]):
-                    txn.put(k, v)
-        return time.perf_counter() - t0
-    finally:
-        env.close()
 
 
 # -- query benchmark ------------------------------------------------------------------
@@ -294,38 +191,15 @@ def mem_probe(kind: str, path: str, qfile: str, n: int, dim: int) -> dict[str, A
 # -- main --------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    def ver(name: str) -> str:
-        try:
-            return _md.version(name)
-        except _md.PackageNotFoundError:
-            return "?"
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "hnswlib": ver("hnswlib"),
-        "lmdb": ver("lmdb"),
-        "trio": ver("trio"),
-        "cbor2": ver("cbor2"),
-        "loadavg_at_start": list(os.getloadavg()),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="dataset directory (vectors.npy, records.jsonl.gz)")
-    ap.add_argument("--base", type=int, default=None, help="base vectors (default 50000)")
-    ap.add_argument("--queries", type=int, default=None, help="queries (default 1000)")
+    ap = dataset_parser(__doc__, "base vectors (default 50000)",
+                        "queries (default 1000)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 5,000 base / 200 queries")
     ap.add_argument("--writers", type=int, default=64, help="concurrent trio writers (default 64)")
     ap.add_argument("--per-writer", type=int, default=None,
                     help="records per writer (default 50; 10 with --quick)")
     ap.add_argument("--rounds", type=int, default=3, help="timed query rounds (default 3)")
-    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    ap.add_argument("--workdir", help="where to put the scratch directory (default: $TMPDIR)")
+    add_output_args(ap)
     args = ap.parse_args(argv)
     n_base = args.base if args.base is not None else (5_000 if args.quick else 50_000)
     n_q = args.queries if args.queries is not None else (200 if args.quick else 1_000)
@@ -333,17 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     threads = os.cpu_count() or 1
 
     t_start = time.perf_counter()
-    info = machine_info()
-    log("== machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    info = machine_info(("cbor2",), blas=False, missing="?")
+    log_machine(info)
     log(f"== params: base={n_base} queries={n_q} dim=384 M={M} ef_construction={EF_CONSTRUCTION}"
         f" ef_search={EF_SEARCH} k={K} writers={args.writers}x{per}")
 
-    data = load_data(args.data, n_base, n_q)
+    data = load_data(args.data, n_base, n_q, normalize=False)
     dim = data.base.shape[1]
     if per * args.writers > n_base:
         raise SystemExit("--writers x --per-writer must not exceed --base")
     pos_of = {rid: i for i, rid in enumerate(data.ids)}
-    truth = ground_truth(data.base, data.queries, K)
+    truth = exact_topk(data.base, np.arange(n_base), data.queries, K)
     cfg = Config(dim=dim, distance="cosine", hnsw_m=M, ef_construction=EF_CONSTRUCTION,
                  ef_search=EF_SEARCH, durability="sync")
     log(f"loaded {n_base} base + {n_q} query vectors; exact ground truth done "
@@ -366,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         lmdb_times = []
         for rep in range(3):
             p = os.path.join(work, f"raw-lmdb-{rep}")
-            lmdb_times.append(raw_lmdb_ingest(p, keys, values))
+            lmdb_times.append(raw_lmdb_puts(p, keys, values, BATCH))
             shutil.rmtree(p)
         t_lmdb = statistics.median(lmdb_times)
         log(f"[raw] LMDB ingest (sync, {BATCH}/txn): "
@@ -385,9 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[vecstore] ingest {t_ingest:.2f}s ({n_base / t_ingest:,.0f} rec/s); "
             f"at return: sealed={st.sealed_segments} growing={st.growing_vectors} "
             f"commits={st.extra.get('commits')}")
-        t0 = time.perf_counter()
-        store.optimize()
-        t_opt = time.perf_counter() - t0
+        t_opt = timed(store.optimize)
         st = store.stats()
         log(f"[vecstore] optimize() {t_opt:.2f}s -> sealed={st.sealed_segments} "
             f"growing={st.growing_vectors} total={st.total_vectors} "
@@ -417,18 +289,10 @@ def main(argv: list[str] | None = None) -> int:
                 break
         # Timed rounds, interleaved query by query (raw, ours, raw, ours, ... with the
         # order flipped every other query) so both see the same machine noise.
-        raw_t = np.zeros((args.rounds, n_q))
-        ours_t = np.zeros((args.rounds, n_q))
-        for r in range(args.rounds):
-            for i, q in enumerate(data.queries):
-                for first in ((True, False) if (i + r) % 2 == 0 else (False, True)):
-                    t0 = time.perf_counter()
-                    if first:
-                        raw_index.knn_query(q, k=K, num_threads=1)
-                        raw_t[r, i] = time.perf_counter() - t0
-                    else:
-                        store.query(q, k=K, ef=ef)
-                        ours_t[r, i] = time.perf_counter() - t0
+        times = interleaved({"raw": partial(raw_index.knn_query, k=K, num_threads=1),
+                             "ours": partial(store.query, k=K, ef=ef)},
+                            data.queries, args.rounds)
+        raw_t, ours_t = times["raw"], times["ours"]
         raw_qps = (n_q / raw_t.sum(axis=1)).tolist()
         ours_qps = (n_q / ours_t.sum(axis=1)).tolist()
         q_raw, q_ours = statistics.median(raw_qps), statistics.median(ours_qps)
@@ -516,19 +380,11 @@ def main(argv: list[str] | None = None) -> int:
 
     total_s = time.perf_counter() - t_start
     print()
-    print_table(targets)
-    print(f"\nmachine: {info['cpu_count']} CPUs, numpy {info['numpy']}, hnswlib {info['hnswlib']},"
-          f" lmdb {info['lmdb']}, trio {info['trio']}, Python {info['python']}")
-    print(f"total run time: {total_s:.1f}s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info,
-                       "params": {"base": n_base, "queries": n_q, "dim": dim, "M": M,
-                                  "ef_construction": EF_CONSTRUCTION, "ef_search": EF_SEARCH,
-                                  "k": K, "writers": args.writers, "per_writer": per},
-                       "targets": [asdict(t) for t in targets], "extras": extras,
-                       "total_seconds": total_s}, f, indent=2)
-        print(f"results written to {args.json}")
+    print_summary(targets, info, total_s)
+    write_json(args.json, info, {"base": n_base, "queries": n_q, "dim": dim, "M": M,
+                                 "ef_construction": EF_CONSTRUCTION, "ef_search": EF_SEARCH,
+                                 "k": K, "writers": args.writers, "per_writer": per},
+               targets, total_s, extras=extras)
     return 0 if all(t.ok for t in targets) else 1
 
 

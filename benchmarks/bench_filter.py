@@ -32,39 +32,44 @@ stores live in a temporary directory removed at the end.
 
 from __future__ import annotations
 
-import os
-import sys
+from _blas import limit_blas_threads
 
-# One BLAS thread unless the caller says otherwise (set before numpy loads):
-# on a small shared machine a multi-threaded mat-vec per query is slower and
-# far noisier than a single-threaded one, so this is the *stronger* baseline;
-# vecstore's own exact scans use the same numpy.
-if "--blas-threads" in sys.argv:
-    _bt = sys.argv[sys.argv.index("--blas-threads") + 1]
-else:
-    _bt = "1"
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, _bt)
+limit_blas_threads()  # before numpy loads; see _blas.py
 
-import argparse
-import gzip
-import json
 import math
-import platform
+import os
 import shutil
-import signal
 import statistics
+import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
-from importlib import metadata as _md
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from _common import (
+    Data,
+    PathCounter,
+    Target,
+    add_output_args,
+    dataset_parser,
+    exact_topk,
+    exit_on_sigterm,
+    ingest_with_buckets,
+    interleaved,
+    load_data,
+    log,
+    log_machine,
+    machine_info,
+    print_rows,
+    print_summary,
+    recall,
+    timed,
+    write_json,
+)
 
 from vecstore import Config, Query, VecStore
-from vecstore import _segment as vs_segment
 
 K = 10
 RECALL_TARGET = 0.95
@@ -74,102 +79,6 @@ BATCH = 1_000
 BUCKETS = 1_000
 INDEXED = ("bucket", "year", "rank")
 _CHROMA_OP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "=": "$eq", "!=": "$ne"}
-
-
-# -- output (same shape as bench_core) ---------------------------------------------
-
-
-@dataclass
-class Target:
-    name: str
-    ours: float
-    baseline: float
-    ratio: float
-    op: str  # ">=" or "<="
-    goal: float
-    unit: str
-    ok: bool = False
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.ok:
-            self.ok = self.ratio >= self.goal if self.op == ">=" else self.ratio <= self.goal
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def fmt(x: float, unit: str) -> str:
-    if unit == "recall":
-        return f"{x:.4f}"
-    if unit == "s":
-        return f"{x:.3f} s"
-    return f"{x:,.0f} {unit}"
-
-
-def print_rows(rows: list[tuple[str, ...]], right_from: int = 1) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    sep = "-+-".join("-" * w for w in widths)
-    for i, r in enumerate(rows):
-        print(" | ".join(c.ljust(w) if j < right_from else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(r, widths))))
-        if i == 0:
-            print(sep)
-
-
-def print_table(targets: list[Target]) -> None:
-    rows = [("target", "ours", "baseline", "ratio", "goal", "result")]
-    for t in targets:
-        rows.append((t.name, fmt(t.ours, t.unit), fmt(t.baseline, t.unit), f"{t.ratio:.3f}x",
-                     f"{t.op} {t.goal:g}x", "PASS" if t.ok else "FAIL"))
-    print_rows(rows)
-    for t in targets:
-        if t.note:
-            print(f"  [{t.name}] {t.note}")
-    sys.stdout.flush()
-
-
-# -- data ---------------------------------------------------------------------------
-
-
-@dataclass
-class Data:
-    queries: np.ndarray  # (nq, dim) float32
-    base: np.ndarray  # (nb, dim) float32
-    ids: list[str]
-    metas: list[dict[str, Any]]
-
-
-def unit_rows(m: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(m / np.linalg.norm(m, axis=1, keepdims=True), dtype=np.float32)
-
-
-def load_data(path: str, n_base: int, n_queries: int) -> Data:
-    vecs = np.load(os.path.join(path, "vectors.npy"), mmap_mode="r")
-    if n_queries > 1000 or n_queries <= 0:
-        raise SystemExit("--queries must be in 1..1000 (rows 0..999 are the query set)")
-    if 1000 + n_base > vecs.shape[0] or n_base <= 0:
-        raise SystemExit(f"--base must be in 1..{vecs.shape[0] - 1000}")
-    # float16 rows are unit length only to ~1e-3: renormalise in float32 so that the
-    # numpy dot products rank exactly as the store's cosine does.
-    queries = unit_rows(np.asarray(vecs[:n_queries], dtype=np.float32))
-    base = unit_rows(np.asarray(vecs[1000:1000 + n_base], dtype=np.float32))
-    ids: list[str] = []
-    metas: list[dict[str, Any]] = []
-    with gzip.open(os.path.join(path, "records.jsonl.gz"), "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i < 1000:
-                continue
-            if i >= 1000 + n_base:
-                break
-            rec = json.loads(line)
-            ids.append(str(rec["id"]))
-            metas.append(rec["metadata"])
-    if len(ids) != n_base or len(set(ids)) != n_base:
-        raise SystemExit("records.jsonl.gz: base ids missing or not unique")
-    return Data(queries, base, ids, metas)
 
 
 # -- filters --------------------------------------------------------------------------
@@ -278,24 +187,7 @@ def make_cases(data: Data) -> list[FilterCase]:
     return cases
 
 
-# -- ground truth and baseline ------------------------------------------------------
-
-
-def exact_filtered(base: np.ndarray, queries: np.ndarray, mask: np.ndarray, k: int
-                   ) -> list[np.ndarray]:
-    """Exact top-k base positions among ``mask`` (dot product = cosine)."""
-    pos = np.flatnonzero(mask)
-    out = []
-    if pos.size == 0:
-        return [np.empty(0, np.int64) for _ in queries]
-    sub = base[pos]
-    for s in range(0, len(queries), 256):
-        sims = queries[s:s + 256] @ sub.T
-        kk = min(k, pos.size)
-        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        for row, p in zip(sims, part):
-            out.append(pos[p[np.argsort(-row[p], kind="stable")]])
-    return out
+# -- baseline -----------------------------------------------------------------------
 
 
 def baseline_scan(base: np.ndarray, notmask: np.ndarray, q: np.ndarray, k: int
@@ -306,53 +198,6 @@ def baseline_scan(base: np.ndarray, notmask: np.ndarray, q: np.ndarray, k: int
     top = np.argpartition(s, -k)[-k:]
     top = top[np.argsort(-s[top])]
     return top[np.isfinite(s[top])]
-
-
-def recall(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
-    want = sum(len(t) for t in truth)
-    if want == 0:
-        return 1.0
-    return sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth)) / want
-
-
-# -- what the query actually did -----------------------------------------------------
-
-
-class PathCounter:
-    """Counts the sealed-segment search paths taken (wraps SealedSegment's
-    ``exact`` and ``_knn`` while active; the timed loops run unwrapped)."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._orig: dict[str, Any] = {}
-
-    def __enter__(self) -> PathCounter:
-        cls = vs_segment.SealedSegment
-        self._orig = {"exact": cls.exact, "_knn": cls._knn}
-        counts = self.counts
-        orig_exact, orig_knn = self._orig["exact"], self._orig["_knn"]
-
-        def exact(seg: Any, *a: Any, **kw: Any) -> Any:
-            counts["exact"] += 1
-            return orig_exact(seg, *a, **kw)
-
-        def knn(seg: Any, q: Any, kk: int, allow: Any = None) -> Any:
-            counts["knn_filtered" if allow is not None else "knn"] += 1
-            return orig_knn(seg, q, kk, allow)
-
-        cls.exact = exact  # type: ignore[method-assign]
-        cls._knn = knn  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        cls = vs_segment.SealedSegment
-        cls.exact = self._orig["exact"]  # type: ignore[method-assign]
-        cls._knn = self._orig["_knn"]  # type: ignore[method-assign]
-
-    def summary(self, nq: int) -> str:
-        if not self.counts:
-            return "none"
-        return ", ".join(f"{k} {v / nq:.2f}/q" for k, v in sorted(self.counts.items()))
 
 
 # -- chroma (reference) -----------------------------------------------------------------
@@ -383,44 +228,25 @@ def build_chroma(work: str, data: Data) -> tuple[Any, float, str]:
 # -- main -------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    def ver(name: str) -> str:
-        try:
-            return _md.version(name)
-        except _md.PackageNotFoundError:
-            return "-"
-
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "hnswlib": ver("hnswlib"), "lmdb": ver("lmdb"), "trio": ver("trio"),
-            "chromadb": ver("chromadb"),
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "loadavg_at_start": list(os.getloadavg())}
-
-
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="dataset directory (vectors.npy, records.jsonl.gz)")
-    ap.add_argument("--base", type=int, default=None, help="base vectors (default 50000)")
-    ap.add_argument("--queries", type=int, default=None, help="queries per filter (default 200)")
+    ap = dataset_parser(__doc__, "base vectors (default 50000)",
+                        "queries per filter (default 200)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 5,000 base / 50 queries / 1 round")
     ap.add_argument("--blas-threads", default="1",
                     help="BLAS threads for numpy (default 1; read before numpy loads, an "
                          "OPENBLAS_NUM_THREADS already in the environment wins)")
     ap.add_argument("--no-chroma", action="store_true", help="skip the Chroma reference")
-    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    ap.add_argument("--workdir", help="where to put the scratch directory (default: $TMPDIR)")
+    add_output_args(ap)
     args = ap.parse_args(argv)
     n_base = args.base if args.base is not None else (5_000 if args.quick else 50_000)
     n_q = args.queries if args.queries is not None else (50 if args.quick else 200)
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
 
-    # SIGTERM (e.g. a timeout) unwinds normally, so the scratch directory is removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     t_start = time.perf_counter()
-    info = machine_info()
-    log("== machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    info = machine_info(("chromadb",))
+    log_machine(info)
     log(f"== params: base={n_base} queries={n_q} rounds={rounds} k={K} buckets={BUCKETS}")
     data = load_data(args.data, n_base, n_q)
     cases = make_cases(data)
@@ -436,20 +262,12 @@ def main(argv: list[str] | None = None) -> int:
         # ---- build ------------------------------------------------------------------------
         cfg = Config(dim=data.base.shape[1], distance="cosine")
         store = VecStore.open(os.path.join(work, "store.db"), cfg)
-        t0 = time.perf_counter()
-        for s in range(0, n_base, BATCH):
-            metas = [dict(m, bucket=i % BUCKETS)
-                     for i, m in enumerate(data.metas[s:s + BATCH], start=s)]
-            store.upsert_many(ids=data.ids[s:s + BATCH], vectors=data.base[s:s + BATCH],
-                              metadata=metas)
-        t_ingest = time.perf_counter() - t0
+        t_ingest = ingest_with_buckets(store, data, BATCH, BUCKETS)
         t0 = time.perf_counter()
         for f in INDEXED:
             store.create_index(f, "btree")
         t_index = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        store.optimize()
-        t_opt = time.perf_counter() - t0
+        t_opt = timed(store.optimize)
         st = store.stats()
         log(f"[vecstore] ingest {t_ingest:.1f}s, create_index x{len(INDEXED)} {t_index:.1f}s, "
             f"optimize {t_opt:.1f}s -> sealed={st.sealed_segments} growing={st.growing_vectors} "
@@ -488,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         # ---- per filter -------------------------------------------------------------------
         for case in cases:
             m = int(case.mask.sum())
-            truth = exact_filtered(data.base, data.queries, case.mask, K)
+            truth = exact_topk(data.base, np.flatnonzero(case.mask), data.queries, K)
             notmask = ~case.mask
             methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
                 "numpy": lambda q, nm=notmask: baseline_scan(data.base, nm, q, K),
@@ -511,18 +329,9 @@ def main(argv: list[str] | None = None) -> int:
             short = sum(1 for f in found["vecstore"] if len(f) < min(K, m))
             # Timed rounds, interleaved query by query, order rotated every query.
             # Chroma (a slow reference) is timed in the first round only.
-            names = list(methods)
-            t = {name: np.full((rounds, n_q), np.nan) for name in names}
-            for r in range(rounds):
-                now = [nm for nm in names if nm != "chroma" or r == 0]
-                for i, q in enumerate(data.queries):
-                    rot = (i + r) % len(now)
-                    for name in now[rot:] + now[:rot]:
-                        t0 = time.perf_counter()
-                        methods[name](q)
-                        t[name][r, i] = time.perf_counter() - t0
+            t = interleaved(methods, data.queries, rounds, first_round_only=("chroma",))
             qps_rounds = {name: [n_q / float(row.sum()) for row in t[name]
-                                 if not np.isnan(row).any()] for name in names}
+                                 if not np.isnan(row).any()] for name in methods}
             qps = {name: statistics.median(v) for name, v in qps_rounds.items()}
             ratio = qps["vecstore"] / qps["numpy"]
             problems = []
@@ -584,17 +393,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     print_rows(rows, right_from=2)
     print()
-    print_table(targets)
-    print(f"\nmachine: {info['cpu_count']} CPUs, numpy {info['numpy']}, hnswlib {info['hnswlib']},"
-          f" lmdb {info['lmdb']}, chromadb {info['chromadb']}, Python {info['python']}")
-    print(f"total run time: {total_s:.1f}s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info, "params": {"base": n_base, "queries": n_q,
-                                                   "rounds": rounds, "k": K},
-                       "targets": [asdict(t) for t in targets], "cases": details,
-                       "extras": extras, "total_seconds": total_s}, f, indent=2, default=str)
-        print(f"results written to {args.json}")
+    print_summary(targets, info, total_s, lib="chromadb")
+    write_json(args.json, info, {"base": n_base, "queries": n_q, "rounds": rounds, "k": K},
+               targets, total_s, cases=details, extras=extras)
     return 0 if all(t.ok for t in targets) else 1
 
 

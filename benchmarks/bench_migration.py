@@ -48,6 +48,7 @@ from typing import Any
 import cbor2
 import lmdb
 import numpy as np
+from _common import log, print_rows, raw_lmdb_puts, timed
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -61,10 +62,6 @@ from vecstore.migration import (  # noqa: E402
 
 DIM = 384
 BATCH = 1000
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
 
 
 def make_source(path: str, n: int, data: str | None) -> None:
@@ -118,16 +115,9 @@ def parse_json(path: str) -> tuple[float, list[bytes], list[bytes]]:
 
 def raw_puts(workdir: str, keys: list[bytes], vals: list[bytes]) -> float:
     d = tempfile.mkdtemp(dir=workdir, prefix="raw-")
-    env = lmdb.open(d, map_size=1 << 36, sync=True, metasync=True)
     try:
-        t = time.perf_counter()
-        for i in range(0, len(keys), BATCH):
-            with env.begin(write=True) as txn:
-                for k, v in zip(keys[i:i + BATCH], vals[i:i + BATCH]):
-                    txn.put(k, v)
-        return time.perf_counter() - t
+        return raw_lmdb_puts(d, keys, vals, BATCH)
     finally:
-        env.close()
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -148,9 +138,7 @@ def vecstore_import(workdir: str, path: str, validate: bool = True, optimize: bo
             assert st.complete and st.errors == 0, st.summary()
             t_opt = 0.0
             if optimize:
-                t = time.perf_counter()
-                s.optimize()
-                t_opt = time.perf_counter() - t
+                t_opt = timed(s.optimize)
             n = len(s)
         return t_import, t_opt, n
     finally:
@@ -353,13 +341,8 @@ def print_table(rows: list[tuple[str, float, float, str, float]]) -> None:
         table.append((name, f"{ours:,.1f} {unit}" if unit == "MB" else f"{ours:,.0f} {unit}",
                       f"{base:,.1f} {unit}" if unit == "MB" else f"{base:,.0f} {unit}",
                       f"{ratio:.2f}x", f"{op} {goal:g}x", "PASS" if ok else "FAIL"))
-    widths = [max(len(r[i]) for r in table) for i in range(6)]
     print()
-    for i, r in enumerate(table):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(r, widths))))
-        if i == 0:
-            print("-+-".join("-" * w for w in widths))
+    print_rows(table)
     sys.stdout.flush()
 
 

@@ -36,32 +36,41 @@ Scratch stores live in a temporary directory removed at the end.
 
 from __future__ import annotations
 
+from _blas import limit_blas_threads
+
+limit_blas_threads()  # before numpy loads; see _blas.py
+
 import os
-import sys
-
-# One BLAS thread unless told otherwise (set before numpy loads); see bench_filter.py.
-if "--blas-threads" in sys.argv:
-    _bt = sys.argv[sys.argv.index("--blas-threads") + 1]
-else:
-    _bt = "1"
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, _bt)
-
-import argparse
-import gzip
-import json
-import platform
 import shutil
-import signal
 import statistics
+import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from importlib import metadata as _md
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cbor2
 import numpy as np
+from _common import (
+    Data,
+    PathCounter,
+    Target,
+    add_output_args,
+    dataset_parser,
+    exact_topk,
+    exit_on_sigterm,
+    ingest_with_buckets,
+    interleaved,
+    load_data,
+    log,
+    log_machine,
+    machine_info,
+    print_summary,
+    recall,
+    timed,
+    unit_rows,
+    write_json,
+)
 
 from vecstore import Config, VecStore
 
@@ -74,186 +83,12 @@ BATCH = 1_000
 BUCKETS = 1_000
 
 
-# -- output (same shape as bench_core) ---------------------------------------------
-
-
-@dataclass
-class Target:
-    name: str
-    ours: float
-    baseline: float
-    ratio: float
-    op: str  # ">=" or "<="
-    goal: float
-    unit: str
-    ok: bool = False
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not self.ok:
-            self.ok = self.ratio >= self.goal if self.op == ">=" else self.ratio <= self.goal
-
-
-def log(msg: str) -> None:
-    print(msg, flush=True)
-
-
-def fmt(x: float, unit: str) -> str:
-    if unit == "recall":
-        return f"{x:.4f}"
-    if unit == "s":
-        return f"{x:.3f} s"
-    if unit == "MB":
-        return f"{x / 1e6:,.1f} MB"
-    if unit == "us/q":
-        return f"{x:,.0f} us/q"
-    return f"{x:,.0f} {unit}"
-
-
-def print_table(targets: list[Target]) -> None:
-    rows = [("target", "ours", "baseline", "ratio", "goal", "result")]
-    for t in targets:
-        rows.append((t.name, fmt(t.ours, t.unit), fmt(t.baseline, t.unit), f"{t.ratio:.3f}x",
-                     f"{t.op} {t.goal:g}x", "PASS" if t.ok else "FAIL"))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    sep = "-+-".join("-" * w for w in widths)
-    for i, r in enumerate(rows):
-        print(" | ".join(c.ljust(w) if j == 0 else c.rjust(w)
-                         for j, (c, w) in enumerate(zip(r, widths))))
-        if i == 0:
-            print(sep)
-    for t in targets:
-        if t.note:
-            print(f"  [{t.name}] {t.note}")
-    sys.stdout.flush()
-
-
-# -- data ---------------------------------------------------------------------------
-
-
-@dataclass
-class Data:
-    queries: np.ndarray  # (nq, dim) float32
-    base: np.ndarray  # (nb, dim) float32
-    ids: list[str]
-    metas: list[dict[str, Any]]
-    spare: np.ndarray  # rows after the base set (never in a store at start)
-    spare_metas: list[dict[str, Any]]
-
-
-def unit_rows(m: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(m / np.linalg.norm(m, axis=1, keepdims=True), dtype=np.float32)
-
-
-def load_data(path: str, n_base: int, n_queries: int) -> Data:
-    vecs = np.load(os.path.join(path, "vectors.npy"), mmap_mode="r")
-    if n_queries > 1000 or n_queries <= 0:
-        raise SystemExit("--queries must be in 1..1000 (rows 0..999 are the query set)")
-    if 1000 + n_base > vecs.shape[0] or n_base <= 0:
-        raise SystemExit(f"--base must be in 1..{vecs.shape[0] - 1000}")
-    # float16 rows are unit length only to ~1e-3: renormalise in float32 so that
-    # numpy dot products rank exactly as the store's cosine does.
-    queries = unit_rows(np.asarray(vecs[:n_queries], dtype=np.float32))
-    base = unit_rows(np.asarray(vecs[1000:1000 + n_base], dtype=np.float32))
-    spare = unit_rows(np.asarray(vecs[1000 + n_base:], dtype=np.float32))
-    ids: list[str] = []
-    metas: list[dict[str, Any]] = []
-    spare_metas: list[dict[str, Any]] = []
-    with gzip.open(os.path.join(path, "records.jsonl.gz"), "rt", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i < 1000:
-                continue
-            rec = json.loads(line)
-            if i < 1000 + n_base:
-                ids.append(str(rec["id"]))
-                metas.append(rec["metadata"])
-            else:
-                spare_metas.append(rec["metadata"])
-    if len(ids) != n_base or len(set(ids)) != n_base:
-        raise SystemExit("records.jsonl.gz: base ids missing or not unique")
-    return Data(queries, base, ids, metas, spare, spare_metas)
-
-
 def churn_vectors(rng: np.random.Generator, base: np.ndarray, n: int) -> np.ndarray:
     """New vectors for updated records: another record's vector, nudged (so
     neighbourhoods really change, and no two rows are identical)."""
     src = base[rng.integers(0, len(base), n)]
     noise = rng.standard_normal(src.shape).astype(np.float32) / np.sqrt(src.shape[1])
     return unit_rows(src + 0.3 * noise)
-
-
-def exact_topk(vecs: np.ndarray, rows: np.ndarray, queries: np.ndarray, k: int
-               ) -> list[np.ndarray]:
-    """Exact top-k of ``rows`` (positions into ``vecs``), dot product."""
-    sub = vecs[rows]
-    out = []
-    kk = min(k, len(rows))
-    for s in range(0, len(queries), 256):
-        sims = queries[s:s + 256] @ sub.T
-        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        out.extend(rows[p] for p in part)
-    return out
-
-
-def recall(found: list[np.ndarray], truth: list[np.ndarray]) -> float:
-    want = sum(len(t) for t in truth)
-    return sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth)) / want
-
-
-def interleaved(methods: dict[str, Callable[[np.ndarray], Any]], queries: np.ndarray,
-                rounds: int) -> dict[str, np.ndarray]:
-    """Per-query seconds (rounds x nq) per method, interleaved query by query
-    with the order rotated every query so all see the same noise."""
-    names = list(methods)
-    t = {n: np.zeros((rounds, len(queries))) for n in names}
-    for r in range(rounds):
-        for i, q in enumerate(queries):
-            rot = (i + r) % len(names)
-            for n in names[rot:] + names[:rot]:
-                t0 = time.perf_counter()
-                methods[n](q)
-                t[n][r, i] = time.perf_counter() - t0
-    return t
-
-
-class PathCounter:
-    """Counts the sealed-segment search paths taken (wraps SealedSegment's
-    ``exact`` and ``_knn`` while active; timed loops run unwrapped)."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self._orig: dict[str, Any] = {}
-
-    def __enter__(self) -> PathCounter:
-        from vecstore import _segment
-
-        cls = _segment.SealedSegment
-        self._orig = {"exact": cls.exact, "_knn": cls._knn}
-        counts = self.counts
-        orig_exact, orig_knn = self._orig["exact"], self._orig["_knn"]
-
-        def exact(seg: Any, *a: Any, **kw: Any) -> Any:
-            counts["exact"] = counts.get("exact", 0) + 1
-            return orig_exact(seg, *a, **kw)
-
-        def knn(seg: Any, q: Any, kk: int, allow: Any = None) -> Any:
-            key = "knn_filtered" if allow is not None else "knn"
-            counts[key] = counts.get(key, 0) + 1
-            return orig_knn(seg, q, kk, allow)
-
-        cls.exact = exact  # type: ignore[method-assign]
-        cls._knn = knn  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from vecstore import _segment
-
-        _segment.SealedSegment.exact = self._orig["exact"]  # type: ignore[method-assign]
-        _segment.SealedSegment._knn = self._orig["_knn"]  # type: ignore[method-assign]
-
-    def summary(self, nq: int) -> str:
-        return ", ".join(f"{k} {v / nq:.2f}/q" for k, v in sorted(self.counts.items())) or "none"
 
 
 def wait_quiet(store: VecStore, cfg: Config, timeout: float) -> float:
@@ -333,34 +168,12 @@ def describe_disk(d: dict[str, Any]) -> str:
 # -- main -------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    def ver(name: str) -> str:
-        try:
-            return _md.version(name)
-        except _md.PackageNotFoundError:
-            return "-"
-
-    return {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "hnswlib": ver("hnswlib"), "lmdb": ver("lmdb"), "trio": ver("trio"),
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-            "loadavg_at_start": list(os.getloadavg())}
-
-
 def build_base(path: str, data: Data, cfg: Config) -> dict[str, float]:
     store = VecStore.open(path, cfg)
     try:
-        t0 = time.perf_counter()
-        for s in range(0, len(data.ids), BATCH):
-            metas = [dict(m, bucket=i % BUCKETS)
-                     for i, m in enumerate(data.metas[s:s + BATCH], start=s)]
-            store.upsert_many(ids=data.ids[s:s + BATCH], vectors=data.base[s:s + BATCH],
-                              metadata=metas)
-        t_ingest = time.perf_counter() - t0
+        t_ingest = ingest_with_buckets(store, data, BATCH, BUCKETS)
         store.create_index("bucket", "btree")
-        t0 = time.perf_counter()
-        store.optimize()
-        return {"ingest_s": t_ingest, "optimize_s": time.perf_counter() - t0}
+        return {"ingest_s": t_ingest, "optimize_s": timed(store.optimize)}
     finally:
         store.close()
 
@@ -391,9 +204,7 @@ def part_old_queries(args: Any, data: Data, path: str, pristine: VecStore, n_q: 
             store.delete_many([data.ids[i] for i in dels], message=f"churn {r + 1}: delete")
             alive[dels] = False
         t_churn = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        store.optimize()
-        t_opt = time.perf_counter() - t0
+        t_opt = timed(store.optimize)
         st = store.stats()
         log(f"[old-queries] v_old={v_old}; {args.churn} rounds x ({n_upd} updates + {n_del} "
             f"deletes) in {t_churn:.1f}s -> version {store.version}, {st.total_vectors} live; "
@@ -572,9 +383,7 @@ def part_disk(args: Any, data: Data, path: str, targets: list[Target],
             write(pos, vecs, metas, v)
         t_write = time.perf_counter() - t0
         store.set_retention(versions=n_versions)
-        t0 = time.perf_counter()
-        store.optimize()
-        t_opt = time.perf_counter() - t0
+        t_opt = timed(store.optimize)
         b_arr, d_arr, s_arr = np.array(born), np.array(died), np.array(nbytes)
         live_bytes = int(s_arr[d_arr == inf].sum())
 
@@ -666,10 +475,8 @@ def part_disk(args: Any, data: Data, path: str, targets: list[Target],
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="dataset directory (vectors.npy, records.jsonl.gz)")
-    ap.add_argument("--base", type=int, default=None, help="records in parts 1-2 (default 50000)")
-    ap.add_argument("--queries", type=int, default=None, help="queries (default 200)")
+    ap = dataset_parser(__doc__, "records in parts 1-2 (default 50000)",
+                        "queries (default 200)")
     ap.add_argument("--rounds", type=int, default=None, help="timed query rounds (default 3)")
     ap.add_argument("--churn", type=int, default=5, help="churn rounds in part 1 (default 5)")
     ap.add_argument("--import-n", type=int, default=None, help="records imported in part 2 "
@@ -680,8 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parts", default="123", help="which parts to run (default 123)")
     ap.add_argument("--quick", action="store_true", help="smoke run (small sizes)")
     ap.add_argument("--blas-threads", default="1", help="BLAS threads for numpy (default 1)")
-    ap.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
-    ap.add_argument("--workdir", help="where to put the scratch directory (default: $TMPDIR)")
+    add_output_args(ap)
     args = ap.parse_args(argv)
     q = args.quick
     n_base = args.base if args.base is not None else (5_000 if q else 50_000)
@@ -694,14 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.disk_versions is None:
         args.disk_versions = 20 if q else 100
 
-    # SIGTERM (e.g. a timeout) unwinds normally, so the scratch directory is removed.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()
     t_start = time.perf_counter()
     info = machine_info()
-    log("== machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    log_machine(info)
     log(f"== params: base={n_base} queries={n_q} rounds={rounds} churn={args.churn} "
         f"import={args.import_n} disk={args.disk_records}x{args.disk_versions} parts={args.parts}")
-    data = load_data(args.data, n_base, n_q)
+    data = load_data(args.data, n_base, n_q, spare=True)
     dim = data.base.shape[1]
     cfg = Config(dim=dim, distance="cosine", durability="sync")
     work = tempfile.mkdtemp(prefix="vecstore-bench-versions-", dir=args.workdir)
@@ -733,20 +538,12 @@ def main(argv: list[str] | None = None) -> int:
 
     total_s = time.perf_counter() - t_start
     print()
-    print_table(targets)
-    print(f"\nmachine: {info['cpu_count']} CPUs, numpy {info['numpy']}, hnswlib {info['hnswlib']},"
-          f" lmdb {info['lmdb']}, trio {info['trio']}, Python {info['python']}")
-    print(f"total run time: {total_s:.1f}s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": info,
-                       "params": {"base": n_base, "queries": n_q, "rounds": rounds,
-                                  "churn": args.churn, "import": args.import_n,
-                                  "disk_records": args.disk_records,
-                                  "disk_versions": args.disk_versions},
-                       "targets": [asdict(t) for t in targets], "extras": extras,
-                       "total_seconds": total_s}, f, indent=2, default=str)
-        print(f"results written to {args.json}")
+    print_summary(targets, info, total_s)
+    write_json(args.json, info, {"base": n_base, "queries": n_q, "rounds": rounds,
+                                 "churn": args.churn, "import": args.import_n,
+                                 "disk_records": args.disk_records,
+                                 "disk_versions": args.disk_versions},
+               targets, total_s, extras=extras)
     return 0 if all(t.ok for t in targets) else 1
 
 

@@ -33,7 +33,9 @@ import numpy as np
 from wal import WriteAheadLog
 
 from ._jobs import file_crc
+from ._errors import CorruptionError
 from ._records import decode_row
+from ._vectors import VectorTable
 from ._storage import Storage, split_hist_key, u64
 
 MAX_LISTED = 100
@@ -223,7 +225,7 @@ def _check_rows(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[in
                 ) -> dict[int, tuple[int, str]]:
     """Check every row; return the live ones: rowid -> (pid, id)."""
     live: dict[int, tuple[int, str]] = {}
-    vecs = st.db("vecs")
+    vectors = VectorTable(st, txn, dim)
     n = 0
     if st.db("rows") is None:
         return live
@@ -240,12 +242,16 @@ def _check_rows(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[in
         if pid not in parts:
             rep.problem(f"{who}: unknown partition id {pid}")
             continue
-        vec = txn.get(key, db=vecs) if vecs is not None else None
+        try:
+            vec = vectors.get(pid, rowid)
+        except CorruptionError as exc:
+            rep.problem(f"{who}: {exc}")
+            continue
         if vec is None:
             rep.problem(f"{who}: has no vector")
-        elif dim is not None and len(vec) != 4 * dim:
-            rep.problem(f"{who}: vector has {len(vec) // 4} dimensions, store has {dim}")
-        elif not np.isfinite(np.frombuffer(vec, dtype=np.float32)).all():
+        elif dim is not None and vec.size != dim:
+            rep.problem(f"{who}: vector has {vec.size} dimensions, store has {dim}")
+        elif not np.isfinite(vec).all():
             rep.problem(f"{who}: vector holds NaN or infinity")
         if rowid in died:
             continue

@@ -25,6 +25,7 @@ from ._jobs import SegmentJob
 from ._records import decode_row
 from ._segment import GrowingSegment
 from ._storage import k64, split_hist_key, u64
+from ._vectors import VectorTable
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -113,16 +114,22 @@ class Purge:
         if ref.size and arr.size:
             arr = arr[~np.isin(arr, ref)]
         defs = list(self.engine.indexes.values())
+        by_pid: dict[int, list[int]] = {}
         for rowid in arr.tolist():
             key = k64(rowid)
-            if defs:
-                raw = txn.get(key, db=st.db("rows"))
-                if raw is not None:
-                    for ik in row_index_keys(defs, decode_row(raw)[2], rowid):
-                        txn.delete(ik, db=st.db("ix"))
+            raw = txn.get(key, db=st.db("rows"))
+            if raw is not None:
+                pid, _rid, meta = decode_row(raw)
+                by_pid.setdefault(pid, []).append(rowid)
+                for ik in row_index_keys(defs, meta, rowid) if defs else ():
+                    txn.delete(ik, db=st.db("ix"))
+            else:
+                txn.delete(key, db=st.db("vecs"))
             txn.delete(key, db=st.db("rows"))
-            txn.delete(key, db=st.db("vecs"))
             txn.delete(key, db=st.db("died"))
+        vectors = VectorTable(st, txn, self.engine.dim)
+        for pid, rowids in by_pid.items():
+            vectors.remove(pid, rowids)
         self.rows_deleted += int(arr.size)
         return self.resume is not None
 

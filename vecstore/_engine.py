@@ -23,6 +23,8 @@ from wal import CorruptEntryError, WriteAheadLog
 
 from ._errors import ConfigMismatchError, CorruptionError, VecStoreError
 from ._jobs import SegmentJob, segment_file_name, write_index_file
+from ._hnswfile import GRAPH_FMT
+from ._vectors import VectorTable
 from ._compact import plan as compact_plan
 from ._index import ColumnBuilder, concat_columns, encode_values, lookup_path
 from ._indexing import IndexDef, attach_columns, load_defs
@@ -135,7 +137,7 @@ class Engine:
     def _save_repairs(self, repaired: list[tuple[int, dict[str, Any], Any]]) -> None:
         st = self.storage
         for seg_id, entry, index in repaired:
-            entry = dict(entry)
+            entry = dict(entry, fmt=GRAPH_FMT)
             entry["crc"] = write_index_file(index, st.segment_path(entry["file"]))
             st.write(lambda txn, e=entry, s=seg_id: txn.put(k64(s), cbor2.dumps(e),
                                                              db=st.db("segs")))
@@ -376,11 +378,12 @@ class Engine:
             self.distance, cfg.hnsw_m, cfg.ef_construction, threads, self.fetch_vectors,
             cutoff=int(g.rowids[count - 1]) if (count and g is not None) else -1)
 
-    def fetch_vectors(self, rowids: np.ndarray) -> np.ndarray:
+    def fetch_vectors(self, pid: int, rowids: np.ndarray) -> np.ndarray:
         """Rows' vectors as searched (any thread)."""
         assert self.dim is not None
         with self.storage.read() as txn:
-            return prepare(Reader(self.storage, txn).vectors(rowids, self.dim), self.distance)
+            return prepare(Reader(self.storage, txn).vectors(pid, rowids, self.dim),
+                           self.distance)
 
     def finish_job(self, job: SegmentJob) -> None:
         """Record a built segment in the manifest and publish it (writer only)."""
@@ -404,7 +407,7 @@ class Engine:
             seg.cols[path] = col if job.order is None else col.take(job.order)
         entry = {"pid": pm.pid, "file": seg.file, "n": seg.n, "crc": job.crc,
                  "upto": max(pm.upto, job.cutoff), "dim": self.dim, "m": job.m,
-                 "efc": job.ef_construction}
+                 "efc": job.ef_construction, "fmt": GRAPH_FMT}
         cutoff = job.cutoff
         new_adds = [a for a in pm.adds if a[1] > cutoff] if job.count else list(pm.adds)
         old_first = {p.pid: p.first_growing_seq() for p in self.parts.values()}
@@ -419,6 +422,9 @@ class Engine:
                 txn.put(key, cbor2.dumps(entry), db=st.db("segs"))
                 txn.put(key, seg.rowids.astype("<i8").tobytes() +
                         seg.born.astype("<i8").tobytes(), db=st.db("segrows"))
+            if job.count:  # the sealed rows' vectors move into packed blocks
+                assert g is not None
+                VectorTable(st, txn, self.dim).pack(pm.pid, g.rowids[: job.count])
             for src in job.sources:
                 txn.delete(k64(src.seg_id), db=st.db("segs"))
                 txn.delete(k64(src.seg_id), db=st.db("segrows"))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import StorageError, StorageFullError
+from ._hnswfile import graph_file_size, strip
 from ._segment import SealedSegment, add_in_chunks, build_index, load_index
 from ._types import Distance
 
@@ -39,33 +40,43 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _check_size(path: str, expected: int) -> None:
+    size = os.path.getsize(path)
+    if size != expected:
+        raise OSError(errno.ENOSPC if _disk_nearly_full(path) else errno.EIO,
+                      f"segment file {path} is {size} bytes, expected {expected}")
+
+
 def write_index_file(index: Any, path: str) -> int:
-    """Save ``index`` durably at ``path``; return the file's CRC32."""
-    tmp = path + ".tmp"
+    """Save ``index``'s graph (not its vectors, see ``_hnswfile``) durably
+    at ``path``; return the file's CRC32."""
+    full, tmp = path + ".full.tmp", path + ".tmp"
     try:
-        index.save_index(tmp)  # (hnswlib does not report a failed write...)
-        size = os.path.getsize(tmp)
-        if size != index.index_file_size():  # (...so check what reached the file)
-            raise OSError(errno.ENOSPC if _disk_nearly_full(path) else errno.EIO,
-                          f"segment file {tmp} is {size} bytes, expected "
-                          f"{index.index_file_size()}")
-        fd = os.open(tmp, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            index.save_index(full)  # (hnswlib does not report a failed write...)
+            _check_size(full, index.index_file_size())  # (...so check what reached the file)
+            with open(tmp, "wb") as out:
+                crc = strip(full, out, index.dim)
+                out.flush()
+                os.fsync(out.fileno())
+            _check_size(tmp, graph_file_size(index))
         finally:
-            os.close(fd)
+            _remove(full)
     except OSError as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+        _remove(tmp)
         if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             raise StorageFullError(exc.errno, f"disk full writing a segment: {exc}") from exc
         raise StorageError(exc.errno or errno.EIO, f"I/O error writing a segment: {exc}") from exc
-    crc = file_crc(tmp)
     os.replace(tmp, path)
     fsync_dir(os.path.dirname(path))
     return crc
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
 
 
 def _disk_nearly_full(path: str) -> bool:
@@ -97,7 +108,7 @@ class SegmentJob:
     m: int
     ef_construction: int
     threads: int
-    fetch: Any = None  # rowids -> prepared vectors, read from LMDB (for merged sources)
+    fetch: Any = None  # (pid, rowids) -> prepared vectors from LMDB (merged sources)
     cutoff: int = -1  # highest growing rowid this job seals (-1 if none)
     cancelled: bool = False  # set when the store closes: the build stops early
     index: Any = None
@@ -136,7 +147,7 @@ class SegmentJob:
             except OSError:
                 pass
         index.set_num_threads(self.threads)
-        mats = [self.fetch(seg.rowids) for seg in self.sources[1:]]
+        mats = [self.fetch(self.pid, seg.rowids) for seg in self.sources[1:]]
         if self.count:
             mats.append(self.growing_vecs[: self.count])
         if mats:
@@ -145,7 +156,7 @@ class SegmentJob:
         self.index = index
 
     def _rebuild(self) -> None:
-        mats = [self.fetch(seg.rowids) for seg in self.sources]
+        mats = [self.fetch(self.pid, seg.rowids) for seg in self.sources]
         if self.count:
             mats.append(self.growing_vecs[: self.count])
         vecs = np.concatenate(mats) if len(mats) > 1 else mats[0]

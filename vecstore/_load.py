@@ -26,7 +26,17 @@ import numpy as np
 
 from ._jobs import file_crc
 from ._records import Reader
-from ._segment import INF, GrowingSegment, SealedSegment, build_index, load_index, prepare
+from ._errors import CorruptionError
+from ._hnswfile import GRAPH_FMT, load_graph
+from ._segment import (
+    INF,
+    SPACES,
+    GrowingSegment,
+    SealedSegment,
+    build_index,
+    load_index,
+    prepare,
+)
 from ._state import PartMem
 from ._storage import u64
 
@@ -66,15 +76,19 @@ def died_for(rowids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarr
     return died
 
 
-def open_index(engine: Engine, entry: Mapping[str, Any]) -> Any | None:
-    """Load a segment file if it is intact, else None."""
+def open_index(engine: Engine, entry: Mapping[str, Any], vecs: np.ndarray | None
+               ) -> Any | None:
+    """Load a segment file if it is intact, else None (``vecs``: the
+    prepared vectors a graph-only file needs)."""
     path = engine.storage.segment_path(entry["file"])
     try:
         if file_crc(path) != entry["crc"]:
             log.warning("segment file %s fails its checksum; rebuilding it from LMDB", path)
             return None
+        if vecs is not None:
+            return load_graph(path, SPACES[engine.distance], vecs, entry["n"])
         return load_index(path, engine.distance, entry["dim"], entry["n"])
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, CorruptionError) as exc:
         log.warning("segment file %s unreadable (%s); rebuilding it from LMDB", path, exc)
         return None
 
@@ -97,9 +111,16 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         n = entry["n"]
         cols = np.frombuffer(txn.get(key, db=st.db("segrows")), dtype="<i8")
         rowids, born = cols[:n].astype(np.int64), cols[n : 2 * n].astype(np.int64)
-        index = reuse.get(seg_id) or open_index(engine, entry)
+        index = reuse.get(seg_id)
+        vecs = None
+        if index is None and entry.get("fmt") == GRAPH_FMT:
+            vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]), engine.distance)
         if index is None:
-            vecs = prepare(reader.vectors(rowids, entry["dim"]), engine.distance)
+            index = open_index(engine, entry, vecs)
+        if index is None:
+            if vecs is None:
+                vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]),
+                               engine.distance)
             index = build_index(vecs, engine.distance, entry["m"], entry["efc"],
                                  os.cpu_count() or 1, seed=seg_id & 0x7FFFFFFF)
             out.repaired.append((seg_id, entry, index))
@@ -122,7 +143,8 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         g = GrowingSegment(pid, engine.dim, engine.distance,
                            sum(hi - lo for lo, hi, _v, _s in ranges))
         for lo, hi, v, seq in ranges:
-            rowids, raw = reader.existing_vectors(np.arange(lo, hi, dtype=np.int64), engine.dim)
+            rowids, raw = reader.existing_vectors(pid, np.arange(lo, hi, dtype=np.int64),
+                                                  engine.dim)
             if rowids.size:
                 g.append(rowids, np.full(rowids.size, v, np.int64), prepare(raw, engine.distance))
             pm.adds.append((lo, hi - 1, seq))

@@ -1,7 +1,7 @@
 """Row encoding in LMDB and the record look-ups every reader shares.
 
 ``rows`` values: pid (u32 BE), id length (u16 BE), id (utf-8), metadata (CBOR).
-``vecs`` values: the original vector as float32 bytes.
+Vectors: see ``_vectors.py`` (per row until sealed, then packed blocks).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import lmdb
 import numpy as np
 
 from ._storage import Storage, hist_prefix, k64, split_hist_key, u64
+from ._vectors import VectorTable
 
 _HEAD = struct.Struct(">IH")
 _TOP = b"\xff" * 8
@@ -64,10 +65,11 @@ class Reader:
     """Decodes records by rowid inside one read transaction."""
 
     def __init__(self, storage: Storage, txn: lmdb.Transaction) -> None:
+        self.storage = storage
         self.txn = txn
         self.rows_db = storage.db("rows")
-        self.vecs = storage.db("vecs")
         self.hist = storage.db("hist")
+        self._table: VectorTable | None = None
 
     def row(self, rowid: int) -> tuple[int, str, dict[str, Any]]:
         raw = self.txn.get(k64(rowid), db=self.rows_db)
@@ -92,30 +94,31 @@ class Reader:
     def metadata(self, rowid: int) -> dict[str, Any]:
         return self.row(rowid)[2]
 
-    def vector(self, rowid: int) -> np.ndarray:
-        raw = self.txn.get(k64(rowid), db=self.vecs)
-        return np.frombuffer(raw, dtype=np.float32).copy()
+    def vector(self, rowid: int, pid: int | None = None) -> np.ndarray:
+        """A row's original vector (``pid`` saves reading its record)."""
+        if pid is None:
+            pid = self.row(rowid)[0]
+        vec = self.table().get(pid, rowid)
+        if vec is None:
+            from ._errors import CorruptionError
 
-    def vectors(self, rowids: np.ndarray, dim: int) -> np.ndarray:
-        out = np.empty((len(rowids), dim), np.float32)
-        get = self.txn.get
-        db = self.vecs
-        for i, r in enumerate(rowids.tolist()):
-            out[i] = np.frombuffer(get(k64(r), db=db), dtype=np.float32)
-        return out
+            raise CorruptionError(f"row {rowid} has no vector in the store")
+        return vec
 
-    def existing_vectors(self, rowids: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    def vectors(self, pid: int, rowids: np.ndarray, dim: int) -> np.ndarray:
+        """Original vectors of rows of partition ``pid``; all must exist."""
+        return self.table(dim).require(pid, rowids)
+
+    def existing_vectors(self, pid: int, rowids: np.ndarray, dim: int
+                         ) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`vectors`, skipping rows compaction has removed."""
-        keep = []
-        vecs = []
-        get, db = self.txn.get, self.vecs
-        for r in rowids.tolist():
-            raw = get(k64(r), db=db)
-            if raw is not None:
-                keep.append(r)
-                vecs.append(np.frombuffer(raw, dtype=np.float32))
-        mat = np.stack(vecs) if vecs else np.empty((0, dim), np.float32)
-        return np.asarray(keep, np.int64), mat
+        found, mat = self.table(dim).many(pid, rowids)
+        return np.asarray(rowids, np.int64)[found], mat
+
+    def table(self, dim: int | None = None) -> VectorTable:
+        if self._table is None or (dim is not None and self._table.dim != dim):
+            self._table = VectorTable(self.storage, self.txn, dim)
+        return self._table
 
     def find(self, pid: int, rid: str, version: int | None = None) -> tuple[int, int] | None:
         if self.hist is None:

@@ -24,7 +24,9 @@ from ._index import Column, ColumnBuilder
 from ._types import Distance
 
 INF = np.iinfo(np.int64).max
-SPACES = {Distance.COSINE: "cosine", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2"}
+# Cosine rows and queries are normalised by us (``prepare``), so hnswlib
+# stores exactly what LMDB's vectors prepare to (see ``_hnswfile``).
+SPACES = {Distance.COSINE: "ip", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2"}
 # Below this many eligible rows a segment is scanned exactly.
 EXACT_BELOW = 1000
 # Over-fetching more than this share of a segment makes an exact scan cheaper.
@@ -38,17 +40,16 @@ Fetch = Callable[[np.ndarray], np.ndarray]  # rowids -> prepared vectors (from L
 
 
 def prepare(mat: np.ndarray, distance: Distance) -> np.ndarray:
-    """Rows in the form searched: unit length under cosine, as-is otherwise."""
+    """Rows in the form searched: unit length under cosine, as-is otherwise.
+
+    Computed in float64, so a row prepares to the same float32 bits alone
+    or in any batch (segment files rely on it)."""
     if distance is Distance.COSINE:
-        norms = np.sqrt(np.einsum("ij,ij->i", mat, mat))
-        bad = ~np.isfinite(norms) | (norms == 0)
-        if bad.any():  # float32 over- or underflow: redo those rows in float64
-            wide = np.sqrt(np.einsum("ij,ij->i", mat[bad], mat[bad], dtype=np.float64))
-            out = mat.astype(np.float64)
-            out[bad] /= wide[:, None]
-            out[~bad] /= norms[~bad, None]
-            return out.astype(np.float32)
-        return (mat / norms[:, None]).astype(np.float32, copy=False)
+        wide = mat.astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+        norms[norms == 0] = 1.0
+        wide /= norms[:, None]
+        return wide.astype(np.float32)
     return mat
 
 

@@ -132,7 +132,7 @@ class Snapshot:
                 return None
             born, rowid = hit
             _pid, _id, meta = r.row(rowid)
-            return Record(rid, r.vector(rowid), meta, born, self._partition)
+            return Record(rid, r.vector(rowid, ps.pid), meta, born, self._partition)
 
     def __contains__(self, id: Any) -> bool:
         return self.get(id) is not None
@@ -168,19 +168,23 @@ class Snapshot:
             return
         after: str | None = None
         while True:
-            batch: list[Record] = []
+            hits: list[tuple[str, int, int, dict[str, Any]]] = []
             with self._reader() as txn:
                 r = Reader(self._engine.storage, txn)
                 for rid, born, rowid in r.live_ids(ps.pid, self._version, after):
                     after = rid
                     _p, _i, meta = r.row(rowid)
                     if flt is None or flt.matches(meta):
-                        batch.append(Record(rid, r.vector(rowid), meta, born, self._partition))
-                    if len(batch) >= batch_size:
+                        hits.append((rid, born, rowid, meta))
+                    if len(hits) >= batch_size:
                         break
                 else:
                     after = None
-            yield from batch
+                dim = self._state.dim or 0
+                vecs = r.vectors(ps.pid, np.fromiter((h[2] for h in hits), np.int64, len(hits)),
+                                 dim) if hits else []
+            yield from (Record(rid, vec, meta, born, self._partition)
+                        for (rid, born, _r, meta), vec in zip(hits, vecs))
             if after is None:
                 return
 
@@ -227,8 +231,8 @@ class Snapshot:
                 out = [Result(rid, sc, meta, None, pid_names.get(pid, "?"))
                        for sc, (pid, rid, meta) in zip(scores, rows)]
             if include_vectors:
-                out = [r._replace(vector=reader.vector(rowid))
-                       for r, rowid in zip(out, rowids.tolist())]
+                out = [r._replace(vector=reader.vector(rowid, pid))
+                       for r, rowid, (pid, _i, _m) in zip(out, rowids.tolist(), rows)]
         return out
 
     def _search_part(self, ps: PartState, vec: np.ndarray, k: int, ef: int,
@@ -240,7 +244,7 @@ class Snapshot:
         assert dim is not None
 
         def fetch(rowids: np.ndarray) -> np.ndarray:
-            return prepare(reader.vectors(rowids, dim), dist)
+            return prepare(reader.vectors(ps.pid, rowids, dim), dist)
 
         exact = sum(s.count_visible(v) for s in ps.sealed) < EXACT_BELOW
         out: list[Hits] = []

@@ -10,7 +10,8 @@ name       key                           value
 meta       ascii name                    CBOR (config, version, counters)
 parts      partition name (utf-8)        CBOR {"pid": int, "live": bool}
 rows       rowid (u64 BE)                CBOR [pid, id, metadata]
-vecs       rowid (u64 BE)                raw float32 vector bytes
+vecs       rowid (u64 BE)                raw float32 vector bytes (unsealed rows)
+vblocks    pid (u32) last rowid (u64)    sealed rows' vectors, packed (_vectors.py)
 hist       pid(u32) id 0x00 version(u64) rowid (u64 BE), or b"" = deleted
 died       rowid (u64 BE)                version (u64 BE) that ended the row
 versions   version (u64 BE)              CBOR {"t", "m", "tag", "ops"}
@@ -47,7 +48,7 @@ U64 = struct.Struct(">Q")
 U32 = struct.Struct(">I")
 DB_NAMES = (
     b"meta", b"parts", b"rows", b"vecs", b"hist", b"died",
-    b"versions", b"tags", b"segs", b"segrows", b"ix",
+    b"versions", b"tags", b"segs", b"segrows", b"ix", b"vblocks",
 )
 INITIAL_MAP_SIZE = 64 << 20
 MAX_DBS = 16

@@ -26,6 +26,7 @@ from ._ops import TxnCtx, WriteRequest
 from ._records import decode_row
 from ._storage import Storage, k64, split_hist_key, u64
 from ._types import RecordVersion, VersionInfo
+from ._vectors import VectorTable
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -121,6 +122,7 @@ def history(st: Storage, txn: lmdb.Transaction, pid: int, rid: str) -> list[Reco
     floor = floor_version(st, txn)
     prefix = hist_prefix(pid, rid)
     kinds = st.db("versions")
+    vectors = VectorTable(st, txn, None)
     out = []
     with txn.cursor(db=st.db("hist")) as cur:
         if not cur.set_range(prefix):
@@ -137,11 +139,9 @@ def history(st: Storage, txn: lmdb.Transaction, pid: int, rid: str) -> list[Reco
                 out.append(RecordVersion(v, "rollback" if by_rollback else "delete", None, None))
                 continue
             raw_row = txn.get(val, db=st.db("rows"))
-            raw_vec = txn.get(val, db=st.db("vecs"))
             op = "rollback" if by_rollback else "upsert"
             out.append(RecordVersion(
-                v, op,
-                None if raw_vec is None else np.frombuffer(raw_vec, np.float32).copy(),
+                v, op, vectors.get(pid, u64(val)),
                 None if raw_row is None else decode_row(raw_row)[2]))
     return out
 
@@ -209,8 +209,8 @@ class Rollback(WriteRequest):
                 else:
                     restore.append((rid, at))
         if restore:
-            vecs = np.stack([np.frombuffer(txn.get(key, db=ctx.db_vecs), np.float32)
-                             for _rid, key in restore])
+            vecs = VectorTable(ctx.engine.storage, txn, ctx.engine.dim).require(
+                pid, np.fromiter((u64(key) for _rid, key in restore), np.int64, len(restore)))
             metas = []
             for _rid, key in restore:
                 raw = txn.get(key, db=ctx.db_rows)

@@ -16,6 +16,7 @@ import concurrent.futures
 import logging
 import math
 import os
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -32,6 +33,7 @@ from ._segment import BuildCancelled
 log = logging.getLogger("vecstore")
 T = TypeVar("T")
 MAX_BATCH = 4096
+BACKGROUND_NICE = 10  # added to a background build thread's nice value (Linux)
 
 
 class _Pending:
@@ -41,6 +43,32 @@ class _Pending:
         self.req = req
         self.event = trio.Event()
         self.result: Any = None
+
+
+def _run_background(fn: Callable[[], None]) -> None:
+    """Run ``fn`` on a fresh, niced thread and wait for it, so background
+    seals take only the CPU the writer and importer leave.  Linux nice is
+    per thread and cannot be undone without privileges, hence a thread of
+    its own rather than a pooled worker.  Elsewhere ``fn`` runs un-niced."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        if sys.platform.startswith("linux"):  # elsewhere the native id is no pid
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+            except (OSError, AttributeError):
+                pass
+        try:
+            fn()
+        except BaseException as exc:
+            failure.append(exc)
+
+    name = f"{getattr(fn, '__name__', 'job')} (niced)"  # like trio's "build from ..."
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 class Writer:
@@ -163,17 +191,21 @@ class Writer:
             else:
                 jobs = await self._locked(self.engine.plan_jobs, force, threads)
             assert self._nursery is not None
+            background = not force and compact_floor is None  # a threshold seal
             for job in jobs:
                 job.done = trio.Event()
                 self._jobs[job.seg_id] = job
-                self._nursery.start_soon(self._run_job, job)
+                self._nursery.start_soon(self._run_job, job, background)
         return jobs
 
-    async def _run_job(self, job: SegmentJob) -> None:
+    async def _run_job(self, job: SegmentJob, background: bool) -> None:
         try:
             # Not abandoned on cancel: closing waits for the thread, which
             # stops at its next chunk (job.cancelled), so nothing outlives close().
-            await trio.to_thread.run_sync(job.build)
+            if background:
+                await trio.to_thread.run_sync(_run_background, job.build)
+            else:
+                await trio.to_thread.run_sync(job.build)
             await self._locked(self.engine.finish_job, job)
             self._jobs.pop(job.seg_id, None)
             await self._start_jobs(force=False)  # rows that arrived meanwhile may be due
