@@ -18,6 +18,7 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import hnswlib
@@ -93,10 +94,12 @@ def _scratch() -> tuple[int, str]:
     return fd, f"/proc/self/fd/{fd}"
 
 
-def load_graph(path: str, space: str, vectors: np.ndarray, max_elements: int) -> Any:
-    """Load a stripped segment file, putting ``vectors`` (prepared, in
-    label order) back into it."""
-    n, dim = vectors.shape
+def load_graph(path: str, space: str, vectors: Callable[[int, int], np.ndarray], n: int,
+               dim: int) -> Any:
+    """Load a stripped segment file of ``n`` rows, putting the vectors back:
+    ``vectors(start, stop)`` gives those of labels start..stop-1, prepared
+    (fetched a chunk at a time, so loading needs little memory beyond the
+    index itself)."""
     fd, name = _scratch()
     try:
         with open(path, "rb") as f, os.fdopen(os.dup(fd), "wb") as out:
@@ -107,22 +110,24 @@ def load_graph(path: str, space: str, vectors: np.ndarray, max_elements: int) ->
             if lay.n != n:
                 raise CorruptionError(f"segment file {path} has {lay.n} rows, expected {n}")
             out.write(head)
-            vec8 = np.ascontiguousarray(vectors, np.float32).view(np.uint8)
             for start in range(0, n, CHUNK_ROWS):
                 rows = min(n - start, CHUNK_ROWS)
+                vec8 = np.ascontiguousarray(vectors(start, start + rows), np.float32).view(np.uint8)
+                if vec8.shape != (rows, 4 * dim):
+                    raise CorruptionError(f"vectors for segment file {path} have the wrong shape")
                 buf = f.read(rows * lay.stripped)
                 if len(buf) != rows * lay.stripped:
                     raise CorruptionError(f"segment file {path} is truncated")
                 el = np.frombuffer(buf, np.uint8).reshape(rows, lay.stripped)
                 full = np.empty((rows, lay.size), np.uint8)
                 full[:, : lay.data_off] = el[:, : lay.data_off]
-                full[:, lay.data_off : lay.label_off] = vec8[start : start + rows]
+                full[:, lay.data_off : lay.label_off] = vec8
                 full[:, lay.label_off :] = el[:, lay.data_off :]
                 out.write(full.tobytes())
             while chunk := f.read(1 << 22):
                 out.write(chunk)
         index = hnswlib.Index(space=space, dim=dim)
-        index.load_index(name, max_elements=max(max_elements, 1))
+        index.load_index(name, max_elements=max(n, 1))
         return index
     finally:
         os.close(fd)

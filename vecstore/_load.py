@@ -76,17 +76,21 @@ def died_for(rowids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarr
     return died
 
 
-def open_index(engine: Engine, entry: Mapping[str, Any], vecs: np.ndarray | None
+def open_index(engine: Engine, entry: Mapping[str, Any], reader: Reader, rowids: np.ndarray
                ) -> Any | None:
-    """Load a segment file if it is intact, else None (``vecs``: the
-    prepared vectors a graph-only file needs)."""
+    """Load a segment file if it is intact, else None.  A graph-only file
+    gets its vectors from LMDB, a chunk at a time."""
     path = engine.storage.segment_path(entry["file"])
     try:
         if file_crc(path) != entry["crc"]:
             log.warning("segment file %s fails its checksum; rebuilding it from LMDB", path)
             return None
-        if vecs is not None:
-            return load_graph(path, SPACES[engine.distance], vecs, entry["n"])
+        if entry.get("fmt") == GRAPH_FMT:
+            def fetch(start: int, stop: int) -> np.ndarray:
+                return prepare(reader.vectors(entry["pid"], rowids[start:stop], entry["dim"]),
+                               engine.distance)
+
+            return load_graph(path, SPACES[engine.distance], fetch, entry["n"], entry["dim"])
         return load_index(path, engine.distance, entry["dim"], entry["n"])
     except (OSError, RuntimeError, CorruptionError) as exc:
         log.warning("segment file %s unreadable (%s); rebuilding it from LMDB", path, exc)
@@ -111,16 +115,9 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         n = entry["n"]
         cols = np.frombuffer(txn.get(key, db=st.db("segrows")), dtype="<i8")
         rowids, born = cols[:n].astype(np.int64), cols[n : 2 * n].astype(np.int64)
-        index = reuse.get(seg_id)
-        vecs = None
-        if index is None and entry.get("fmt") == GRAPH_FMT:
+        index = reuse.get(seg_id) or open_index(engine, entry, reader, rowids)
+        if index is None:
             vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]), engine.distance)
-        if index is None:
-            index = open_index(engine, entry, vecs)
-        if index is None:
-            if vecs is None:
-                vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]),
-                               engine.distance)
             index = build_index(vecs, engine.distance, entry["m"], entry["efc"],
                                  os.cpu_count() or 1, seed=seg_id & 0x7FFFFFFF)
             out.repaired.append((seg_id, entry, index))

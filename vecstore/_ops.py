@@ -19,6 +19,7 @@ import numpy as np
 from ._errors import DimensionMismatchError
 from ._records import encode_row, lookup
 from ._storage import hist_key, k64
+from ._vectors import VectorTable
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -44,7 +45,7 @@ class TxnCtx:
         self.engine = engine
         self.txn = txn
         st = engine.storage
-        self.db_rows, self.db_vecs = st.db("rows"), st.db("vecs")
+        self.db_rows = st.db("rows")
         self.db_hist, self.db_died = st.db("hist"), st.db("died")
         self.db_versions, self.db_parts = st.db("versions"), st.db("parts")
         self.hist_cur = txn.cursor(db=self.db_hist)
@@ -124,19 +125,16 @@ class TxnCtx:
         r0 = self.next_rowid
         self.next_rowid += len(ids)
         rows = []
-        vecs = []
         for j, rid in enumerate(ids):
             old = self.find(pid, rid)
             if old is not None:
                 self.kill(pid, old)
             key = k64(r0 + j)
             rows.append((key, encode_row(pid, rid, metas[j])))
-            vecs.append((key, mat[j].tobytes()))
             txn.put(hist_key(pid, rid, v), key, db=self.db_hist)
         with txn.cursor(db=self.db_rows) as c:
             c.putmulti(rows, append=True)
-        with txn.cursor(db=self.db_vecs) as c:
-            c.putmulti(vecs, append=True)
+        VectorTable(self.engine.storage, txn, self.dim).write(pid, r0, mat)
         defs = self._index_defs()
         if dicts is None:
             dicts = [cbor2.loads(m) for m in metas] if defs else []

@@ -45,11 +45,14 @@ def prepare(mat: np.ndarray, distance: Distance) -> np.ndarray:
     Computed in float64, so a row prepares to the same float32 bits alone
     or in any batch (segment files rely on it)."""
     if distance is Distance.COSINE:
-        wide = mat.astype(np.float64)
-        norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
-        norms[norms == 0] = 1.0
-        wide /= norms[:, None]
-        return wide.astype(np.float32)
+        out = np.empty(mat.shape, np.float32)
+        for s in range(0, mat.shape[0], 4096):  # bounded float64 scratch
+            wide = mat[s : s + 4096].astype(np.float64)
+            norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+            norms[norms == 0] = 1.0
+            wide /= norms[:, None]
+            out[s : s + 4096] = wide
+        return out
     return mat
 
 

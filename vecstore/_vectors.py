@@ -33,6 +33,7 @@ from ._storage import Storage, k64, u64
 
 _COUNT = struct.Struct("<I")
 _PID = struct.Struct(">I")
+_FIRST = struct.Struct("<q")
 PAGE = 4096
 _OVERHEAD = 16 + _COUNT.size  # LMDB's overflow page header + our row count
 
@@ -46,6 +47,16 @@ def rows_per_block(dim: int) -> int:
         if n >= 1 and pages * PAGE - (_OVERHEAD + n * row) <= 0.02 * pages * PAGE:
             return n
     return max(1, (64 * PAGE - _OVERHEAD) // row)
+
+
+def worth_a_block(n: int, dim: int) -> bool:
+    """Do ``n`` rows fill a block's pages at least as well as one value per
+    row fills a page (LMDB puts ``4096 // (4*dim + 24)`` of those in one)?"""
+    row = 4 * dim + 24
+    per_page = max(1, (PAGE - 16) // row)
+    single_fill = per_page * row / PAGE if row <= 2000 else row / (PAGE * -(-(row + 16) // PAGE))
+    raw = _OVERHEAD + n * (8 + 4 * dim)
+    return n > 1 and raw / (PAGE * -(-raw // PAGE)) >= single_fill
 
 
 def block_key(pid: int, last_rowid: int) -> bytes:
@@ -178,9 +189,30 @@ class VectorTable:
 
     # -- moves (write transactions only) -----------------------------------------
 
+    def write(self, pid: int, r0: int, mat: np.ndarray) -> None:
+        """Store new rows ``r0, r0+1, ...`` of a batch: whole blocks where
+        they fill their pages, one value per row for the rest (packed when
+        the rows are sealed)."""
+        assert self.dim is not None
+        n = mat.shape[0]
+        step = rows_per_block(self.dim)
+        singles: list[tuple[bytes, bytes]] = []
+        for s in range(0, n, step):
+            e = min(n, s + step)
+            if worth_a_block(e - s, self.dim):
+                ids = np.arange(r0 + s, r0 + e, dtype=np.int64)
+                self.txn.put(block_key(pid, r0 + e - 1), encode_block(ids, mat[s:e]),
+                             db=self.blocks)
+            else:
+                singles.extend((k64(r0 + j), mat[j].tobytes()) for j in range(s, e))
+        if singles:
+            with self.txn.cursor(db=self.vecs) as c:
+                c.putmulti(singles, append=True)
+
     def pack(self, pid: int, rowids: np.ndarray) -> None:
-        """Move ascending ``rowids`` (all above the partition's blocks) from
-        ``vecs`` into blocks.  Rows without a ``vecs`` value are skipped."""
+        """Move the ``vecs`` values of ascending ``rowids`` into blocks.
+        Rows already in a block are skipped; a new block never spans an
+        existing one, and rows too few to fill a block's pages stay."""
         if rowids.size == 0:
             return
         assert self.dim is not None
@@ -193,14 +225,29 @@ class VectorTable:
                 keep.append(r)
                 rows.append(raw)
         step = rows_per_block(self.dim)
-        for s in range(0, len(keep), step):
-            ids = np.asarray(keep[s : s + step], np.int64)
-            mat = np.frombuffer(b"".join(rows[s : s + step]), np.float32).reshape(ids.size,
-                                                                                  self.dim)
-            txn.put(block_key(pid, int(ids[-1])), encode_block(ids, mat), db=self.blocks)
-        for r in keep:
-            txn.delete(k64(r), db=vecs)
+        s = 0
+        while s < len(keep):
+            bound = self._next_block_first(pid, keep[s])
+            e = s
+            while e < len(keep) and e - s < step and keep[e] < bound:
+                e += 1
+            e = max(e, s + 1)
+            if worth_a_block(e - s, self.dim):
+                ids = np.asarray(keep[s:e], np.int64)
+                mat = np.frombuffer(b"".join(rows[s:e]), np.float32).reshape(e - s, self.dim)
+                txn.put(block_key(pid, keep[e - 1]), encode_block(ids, mat), db=self.blocks)
+                for r in keep[s:e]:
+                    txn.delete(k64(r), db=vecs)
+            s = e
         self._last = None
+
+    def _next_block_first(self, pid: int, rowid: int) -> int:
+        """First rowid of the partition's next block above ``rowid`` (or a
+        bound above every rowid)."""
+        with self.txn.cursor(db=self.blocks) as cur:
+            if cur.set_range(block_key(pid, rowid)) and _PID.unpack_from(cur.key())[0] == pid:
+                return int(_FIRST.unpack_from(cur.value(), _COUNT.size)[0])
+        return 2**63 - 1
 
     def remove(self, pid: int, rowids: Iterable[int]) -> None:
         """Delete the vectors of ``rowids`` wherever they are."""
