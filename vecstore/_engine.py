@@ -24,6 +24,7 @@ from wal import CorruptEntryError, WriteAheadLog
 from ._errors import ConfigMismatchError, CorruptionError, VecStoreError
 from ._jobs import SegmentJob, segment_file_name, write_index_file
 from ._hnswfile import GRAPH_FMT
+from ._memory import release_after_load
 from ._vectors import VectorTable
 from ._compact import plan as compact_plan
 from ._index import ColumnBuilder, concat_columns, encode_values, lookup_path
@@ -133,6 +134,8 @@ class Engine:
         if loaded.repaired and not self.read_only:
             self._save_repairs(loaded.repaired)
         self.state = self._make_state()
+        if loaded.vectors_read:
+            release_after_load(os.path.join(st.path, "data.mdb"))
 
     def _save_repairs(self, repaired: list[tuple[int, dict[str, Any], Any]]) -> None:
         st = self.storage

@@ -51,6 +51,7 @@ class Loaded:
     parts: dict[str, PartMem]
     repaired: list[tuple[int, dict[str, Any], Any]] = field(default_factory=list)
     last_seq: int = 0
+    vectors_read: int = 0  # sealed rows whose vectors were read back from LMDB
 
 
 def _died_table(txn: lmdb.Transaction, db: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +116,10 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         n = entry["n"]
         cols = np.frombuffer(txn.get(key, db=st.db("segrows")), dtype="<i8")
         rowids, born = cols[:n].astype(np.int64), cols[n : 2 * n].astype(np.int64)
-        index = reuse.get(seg_id) or open_index(engine, entry, reader, rowids)
+        index = reuse.get(seg_id)
+        if index is None:
+            out.vectors_read += n
+            index = open_index(engine, entry, reader, rowids)
         if index is None:
             vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]), engine.distance)
             index = build_index(vecs, engine.distance, entry["m"], entry["efc"],
