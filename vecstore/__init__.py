@@ -9,9 +9,9 @@
 from ._async import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
+from ._plan import QueryPlan
 from ._snapshot import Snapshot
 from ._store import PartitionView, VecStore, VersionedStore
-from ._plan import QueryPlan
 from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
 
 __version__ = "0.1.0"

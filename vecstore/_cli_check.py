@@ -32,11 +32,11 @@ import numpy as np
 
 from wal import WriteAheadLog
 
-from ._jobs import file_crc
 from ._errors import CorruptionError
+from ._jobs import file_crc
 from ._records import decode_row
-from ._vectors import VectorTable
 from ._storage import Storage, split_hist_key, u64
+from ._vectors import VectorTable
 
 MAX_LISTED = 100
 

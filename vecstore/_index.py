@@ -20,8 +20,6 @@ scan it while the writer grows it).  Predicates become numpy masks.
 
 from __future__ import annotations
 
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
-
 import math
 import struct
 from collections.abc import Iterable, Mapping
@@ -29,6 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ._errors import InvalidArgumentError
 
 KINDS = ("hash", "btree", "inverted")
 # column kinds

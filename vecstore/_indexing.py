@@ -3,8 +3,6 @@ and building a field's columns for segments from the LMDB entries."""
 
 from __future__ import annotations
 
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
-
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +12,7 @@ import cbor2
 import lmdb
 import numpy as np
 
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError
 from ._index import (
     KINDS,
     MAX_STR,

@@ -24,10 +24,10 @@ import cbor2
 import lmdb
 import numpy as np
 
-from ._jobs import file_crc
-from ._records import Reader
 from ._errors import CorruptionError
 from ._hnswfile import GRAPH_FMT, load_graph
+from ._jobs import file_crc
+from ._records import Reader
 from ._segment import (
     INF,
     SPACES,

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from ._filter import And, Compare, Contains, Exists, Filter, InList, IsNull, Not, Or, StartsWith
-from ._segment import EXACT_BELOW, OVERFETCH_MIN
 from ._index import BOOL, LIST, MISSING, NULL, NUM, STR, Column, FieldDict, vkey
+from ._segment import EXACT_BELOW, OVERFETCH_MIN
 
 Cols = Mapping[tuple[str, ...], Column]
 Dicts = Mapping[tuple[str, ...], FieldDict]

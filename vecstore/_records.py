@@ -64,8 +64,11 @@ def lookup(cur: lmdb.Cursor, pid: int, rid: str, version: int | None = None) -> 
 class Reader:
     """Decodes records by rowid inside one read transaction."""
 
-    def __init__(self, storage: Storage, txn: lmdb.Transaction) -> None:
+    def __init__(self, storage: Storage, txn: lmdb.Transaction, zero_copy: bool = False
+                 ) -> None:
+        """``zero_copy``: see :class:`VectorTable` (snapshot reads only)."""
         self.storage = storage
+        self.zero_copy = zero_copy
         self.txn = txn
         self.rows_db = storage.db("rows")
         self.hist = storage.db("hist")
@@ -117,7 +120,7 @@ class Reader:
 
     def table(self, dim: int | None = None) -> VectorTable:
         if self._table is None or (dim is not None and self._table.dim != dim):
-            self._table = VectorTable(self.storage, self.txn, dim)
+            self._table = VectorTable(self.storage, self.txn, dim, self.zero_copy)
         return self._table
 
     def find(self, pid: int, rid: str, version: int | None = None) -> tuple[int, int] | None:

@@ -13,8 +13,8 @@ so readers need no locks: whatever they read is right for their version.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import hnswlib
@@ -31,6 +31,9 @@ SPACES = {Distance.COSINE: "ip", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2"}
 EXACT_BELOW = 1000
 # Over-fetching more than this share of a segment makes an exact scan cheaper.
 OVERFETCH_LIMIT = 0.25
+# Candidates asked for per result wanted, beyond the eligible share (the tail
+# of a long candidate list is the least accurate part).
+OVERFETCH_FACTOR = 1.5
 # With at least this share of a segment eligible, over-fetch; below, walk filtered
 # (hnswlib's filtered walk explores far more nodes than an over-fetch at 5-30%).
 OVERFETCH_MIN = 0.05
@@ -279,9 +282,8 @@ class SealedSegment:
         if force_exact or m <= EXACT_BELOW:
             return self.exact(q, k, distance, elig, fetch)
         if m >= OVERFETCH_MIN * n:
-            # Over-fetch by the eligible share (twice over: the tail of a
-            # long candidate list is the least accurate part).
-            kk = max(2 * (int(k * n / m * 1.5) + k), ef)
+            # Over-fetch by the eligible share, OVERFETCH_FACTOR over.
+            kk = max(int(OVERFETCH_FACTOR * (k * n / m * 1.5 + k)), ef + 2 * k)
             while kk <= max(n * OVERFETCH_LIMIT, 2 * ef):
                 got = self._knn(q, min(n, kk))
                 if got is None:

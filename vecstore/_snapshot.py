@@ -7,18 +7,16 @@ immutable per rowid in LMDB, so any read transaction serves them.
 
 from __future__ import annotations
 
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
-
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import InvalidVectorError
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidVectorError
 from ._filter import Filter, parse_filter
-from ._records import Reader
 from ._plan import QueryPlan, choose, cost_ms, eligible, prefilter
+from ._records import Reader
 from ._segment import (
     EXACT_BELOW,
     GrowingView,
@@ -126,7 +124,7 @@ class Snapshot:
         if ps is None:
             return None
         with self._reader() as txn:
-            r = Reader(self._engine.storage, txn)
+            r = Reader(self._engine.storage, txn, zero_copy=True)
             hit = r.find(ps.pid, rid, self._version)
             if hit is None:
                 return None
@@ -170,7 +168,7 @@ class Snapshot:
         while True:
             hits: list[tuple[str, int, int, dict[str, Any]]] = []
             with self._reader() as txn:
-                r = Reader(self._engine.storage, txn)
+                r = Reader(self._engine.storage, txn, zero_copy=True)
                 for rid, born, rowid in r.live_ids(ps.pid, self._version, after):
                     after = rid
                     _p, _i, meta = r.row(rowid)
@@ -214,7 +212,7 @@ class Snapshot:
             [check_partition(p) for p in dict.fromkeys(partitions)]
         ef_ = max(ef or self._engine.config.ef_search, k)
         with self._reader() as txn:
-            reader = Reader(self._engine.storage, txn)
+            reader = Reader(self._engine.storage, txn, zero_copy=True)
             hits: list[Hits] = []
             for name in names:
                 ps = state.parts.get(name)

@@ -233,6 +233,20 @@ class Storage:
             finally:
                 txn.abort()
 
+    @contextmanager
+    def begin_buffers(self) -> Iterator[lmdb.Transaction]:
+        """A read transaction whose values are buffers into the map, for a
+        caller already inside :meth:`read` (so under the gate)."""
+        try:
+            txn = self.env.begin(buffers=True)
+        except lmdb.MapResizedError:
+            self.env.set_mapsize(0)
+            txn = self.env.begin(buffers=True)
+        try:
+            yield txn
+        finally:
+            txn.abort()
+
     def write(self, fn: Any) -> Any:
         """Run ``fn(txn)`` in one write transaction and commit it.
 

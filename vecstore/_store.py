@@ -15,17 +15,17 @@ from . import _requests as rq
 from ._engine import Engine
 from ._errors import ReadOnlyError, StoreClosedError
 from ._filter import Filter
-from ._maint import backup_store, make_stats, partition_names
 from ._indexing import DropIndex, make_create_index
+from ._maint import backup_store, make_stats, partition_names
 from ._ops import WriteRequest
 from ._plan import QueryPlan
 from ._snapshot import DEFAULT, QueryLike, Snapshot
 from ._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
 from ._validate import check_partition
 from ._versions import (
-    make_rollback,
     list_versions,
     make_retention,
+    make_rollback,
     make_tag,
     open_snapshot,
     record_history,

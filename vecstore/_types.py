@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
-
 import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
@@ -12,7 +10,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from ._errors import ConfigMismatchError
+from ._errors import ConfigMismatchError, InvalidArgumentError, InvalidArgumentTypeError
 
 
 class Distance(str, enum.Enum):

@@ -3,8 +3,6 @@ in the caller's thread, before a request ever reaches the writer."""
 
 from __future__ import annotations
 
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
-
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -14,6 +12,8 @@ import numpy as np
 
 from ._errors import (
     DimensionMismatchError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     InvalidIdError,
     InvalidMetadataError,
     InvalidVectorError,

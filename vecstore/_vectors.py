@@ -34,6 +34,7 @@ from ._storage import Storage, k64, u64
 _COUNT = struct.Struct("<I")
 _PID = struct.Struct(">I")
 _FIRST = struct.Struct("<q")
+_U64 = struct.Struct(">Q")
 PAGE = 4096
 _OVERHEAD = 16 + _COUNT.size  # LMDB's overflow page header + our row count
 
@@ -84,8 +85,16 @@ def decode_block(raw: bytes, dim: int | None = None) -> tuple[np.ndarray, np.nda
 class VectorTable:
     """Vector look-ups (and, in a write transaction, moves) in one txn."""
 
-    def __init__(self, storage: Storage, txn: lmdb.Transaction, dim: int | None) -> None:
+    def __init__(self, storage: Storage, txn: lmdb.Transaction, dim: int | None,
+                 zero_copy: bool = False) -> None:
+        """``zero_copy``: read blocks through a second, newer read
+        transaction that returns buffers into the map instead of copies.
+        Only for rows visible at a version the caller has pinned: a row's
+        vector never changes, only moves, and is removed only when no
+        retained version or open snapshot can see it."""
+        self.storage = storage
         self.txn = txn
+        self.zero_copy = zero_copy
         self.dim = dim
         self.vecs = storage.db("vecs")
         self.blocks = storage.db("vblocks")
@@ -113,41 +122,84 @@ class VectorTable:
         in the given order; ``found`` is a boolean mask over ``rowids``."""
         rowids = np.asarray(rowids, np.int64)
         assert self.dim is not None
-        out = np.empty((rowids.size, self.dim), np.float32)
-        found = np.zeros(rowids.size, bool)
-        missing = []
-        if self.vecs is not None:
+        n = rowids.size
+        found = np.zeros(n, bool)
+        if n == 0:
+            return found, np.empty((0, self.dim), np.float32)
+        order = np.argsort(rowids, kind="stable")
+        out = np.empty((n, self.dim), np.float32)
+        if self.blocks is not None:
+            if self.zero_copy:
+                with self.storage.begin_buffers() as txn:
+                    self._gather(txn, pid, rowids, order, out, found)
+                if not found.all():  # (a row the newer transaction no longer has)
+                    self._gather(self.txn, pid, rowids, order[~found[order]], out, found)
+            else:
+                self._gather(self.txn, pid, rowids, order, out, found)
+        if not found.all() and self.vecs is not None:
             get, db = self.txn.get, self.vecs
-            for i, r in enumerate(rowids.tolist()):
-                raw = get(k64(r), db=db)
-                if raw is None:
-                    missing.append(i)
-                else:
+            for i in np.flatnonzero(~found).tolist():
+                raw = get(k64(int(rowids[i])), db=db)
+                if raw is not None:
                     out[i] = np.frombuffer(raw, np.float32)
                     found[i] = True
-        else:
-            missing = list(range(rowids.size))
-        if missing and self.blocks is not None:
-            todo = np.asarray(missing, np.int64)
-            todo = todo[np.argsort(rowids[todo], kind="stable")]
-            pos = 0
-            while pos < todo.size:
-                got = self._block_of(pid, int(rowids[todo[pos]]))
-                if got is None:
-                    break  # nothing at or above this rowid
-                brow, bmat = got
-                # every wanted rowid up to this block's last one
-                stop = pos + int(np.searchsorted(rowids[todo[pos:]], brow[-1], side="right"))
-                want = rowids[todo[pos:stop]]
-                at = np.minimum(np.searchsorted(brow, want), brow.size - 1)
-                hit = brow[at] == want
-                idx = todo[pos:stop][hit]
-                out[idx] = bmat[at[hit]]
-                found[idx] = True
-                pos = stop
         if found.all():
             return found, out
         return found, out[found]
+
+    def _gather(self, txn: lmdb.Transaction, pid: int, rowids: np.ndarray, order: np.ndarray,
+                out: np.ndarray, found: np.ndarray) -> None:
+        """Copy the block-held vectors of ``rowids[order]`` into ``out``."""
+        hits: list[int] = []
+        parts: list[bytes | memoryview] = []
+        self._from_blocks(txn, pid, rowids, order, hits, parts)
+        if hits:
+            idx = np.asarray(hits, np.int64)
+            out[idx] = np.frombuffer(b"".join(parts), np.float32).reshape(idx.size, -1)
+            found[idx] = True
+
+    def _from_blocks(self, txn: lmdb.Transaction, pid: int, rowids: np.ndarray,
+                     order: np.ndarray, hits: list[int], parts: list[bytes | memoryview]
+                     ) -> None:
+        """Walk ``rowids`` in ascending order (``order``), one cursor seek per
+        block, collecting (position, vector bytes) of the rows found."""
+        assert self.dim is not None
+        rb = 4 * self.dim
+        lo = hi = -1
+        val: bytes | memoryview = b""
+        base = 0
+        brow: np.ndarray | None = None
+        prefix = _PID.pack(pid)
+        rl = rowids.tolist()
+        unpack_pid, unpack_count, unpack_rowid = _PID.unpack_from, _COUNT.unpack_from, \
+            _FIRST.unpack_from
+        add_hit, add_part = hits.append, parts.append
+        with txn.cursor(db=self.blocks) as cur:
+            seek, key, value = cur.set_range, cur.key, cur.value
+            for i in order.tolist():
+                r = rl[i]
+                if r > hi:
+                    if not seek(prefix + _U64.pack(r)) or unpack_pid(key())[0] != pid:
+                        return  # no block at or above r
+                    val = value()
+                    cnt = unpack_count(val)[0]
+                    base = 4 + 8 * cnt
+                    lo = unpack_rowid(val, 4)[0]
+                    hi = unpack_rowid(val, base - 8)[0]
+                    brow = None if hi - lo + 1 == cnt else np.frombuffer(val, "<i8", cnt, 4)
+                    if len(val) != base + rb * cnt:
+                        raise CorruptionError(f"vector block of {cnt} rows has {len(val)} "
+                                              f"bytes, expected {base + rb * cnt}")
+                if r < lo:
+                    continue
+                if brow is None:
+                    slot = r - lo
+                else:
+                    slot = int(np.searchsorted(brow, r))
+                    if brow[slot] != r:
+                        continue
+                add_hit(i)
+                add_part(val[base + slot * rb : base + slot * rb + rb])
 
     def require(self, pid: int, rowids: np.ndarray) -> np.ndarray:
         """Vectors of ``rowids``, every one of which must exist."""

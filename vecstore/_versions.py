@@ -9,8 +9,6 @@ new version whose state equals the target's.
 
 from __future__ import annotations
 
-from ._errors import InvalidArgumentError, InvalidArgumentTypeError
-
 import struct
 import time
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ import cbor2
 import lmdb
 import numpy as np
 
-from ._errors import VersionNotRetainedError
+from ._errors import InvalidArgumentError, InvalidArgumentTypeError, VersionNotRetainedError
 from ._ops import TxnCtx, WriteRequest
 from ._records import decode_row
 from ._storage import Storage, k64, split_hist_key, u64
