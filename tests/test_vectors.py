@@ -175,3 +175,37 @@ def test_compaction_takes_purged_rows_out_of_blocks(tmp_path):
     hits = s.query(x[1], k=1)
     assert hits[0].id == "r1" and np.array_equal(s.get("r1").vector, x[1])
     s.close()
+
+
+def _check(path):
+    import json
+
+    out = subprocess.run([sys.executable, "-m", "vecstore.cli", "check", path, "--json"],
+                         capture_output=True, text=True)
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_check_reports_damaged_vector_blocks(tmp_path):
+    import lmdb
+
+    path = str(tmp_path / "s")
+    s, x = _fill(path, n=1000, seal=400, dim=128)
+    s.optimize()
+    s.close()
+    rc, doc = _check(path)
+    assert rc == 0 and doc["checked"]["vector_blocks"] >= 10, doc
+    env = lmdb.open(path, max_dbs=16)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"vblocks", txn=txn, create=False)
+        keys = [bytes(k) for k, _v in txn.cursor(db=db)]
+        raw = txn.get(keys[3], db=db)
+        txn.put(keys[3], raw[:-4], db=db)  # truncated
+        raw = bytearray(txn.get(keys[5], db=db))
+        raw[-4:] = np.float32(np.nan).tobytes()
+        txn.put(keys[5], bytes(raw), db=db)  # a NaN
+        txn.delete(keys[7], db=db)  # rows without vectors
+    env.close()
+    rc, doc = _check(path)
+    probs = " | ".join(doc["problems"])
+    assert rc == 4, doc
+    assert "expected" in probs and "NaN" in probs and "has no vector" in probs

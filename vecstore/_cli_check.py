@@ -36,7 +36,7 @@ from ._errors import CorruptionError
 from ._jobs import file_crc
 from ._records import decode_row
 from ._storage import Storage, split_hist_key, u64
-from ._vectors import VectorTable
+from ._vectors import VectorTable, block_rowids, decode_block
 
 MAX_LISTED = 100
 
@@ -100,6 +100,7 @@ def _check(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, rep: _Report)
         upto[pid] = max(upto.get(pid, -1), st.get_meta(txn, f"upto:{pid}", -1))
     died = _died(st, txn)
     live_rows = _check_rows(st, txn, rep, parts, dim, sealed, upto, tail, died)
+    _check_blocks(st, txn, rep, parts, dim)
     _check_hist(st, txn, rep, parts, live_rows, version)
     for rowid, v in died.items():
         if v > version:
@@ -201,6 +202,43 @@ def _check_segments(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dic
         rep.warnings.append(f"{len(stray)} file(s) in segments/ not named by the manifest "
                             f"(e.g. {stray[0]}); the next writable open removes them")
     return {pid: np.unique(np.concatenate(a)) for pid, a in sealed.items()}, upto
+
+
+def _check_blocks(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[int, str],
+                  dim: int | None) -> None:
+    """Vector blocks: readable, keyed by their last row, rows ascending, the
+    blocks of a partition disjoint, every row recorded in that partition
+    and held nowhere else."""
+    db, rows_db, vecs_db = st.db("vblocks"), st.db("rows"), st.db("vecs")
+    n = 0
+    prev: tuple[int, int] = (-1, -1)
+    for key, raw in txn.cursor(db=db) if db is not None else ():
+        n += 1
+        pid, last = block_rowids(bytes(key))
+        what = f"vector block ({parts.get(pid, pid)!r}, last row {last})"
+        try:
+            rowids, mat = decode_block(raw, dim)
+        except CorruptionError as exc:
+            rep.problem(f"{what}: {exc}")
+            continue
+        if pid not in parts:
+            rep.problem(f"{what}: unknown partition id {pid}")
+        if int(rowids[-1]) != last or (rowids.size > 1 and (np.diff(rowids) <= 0).any()):
+            rep.problem(f"{what}: rows are not ascending up to the key's row")
+        if prev[0] == pid and int(rowids[0]) <= prev[1]:
+            rep.problem(f"{what}: overlaps the partition's previous block")
+        prev = (pid, last)
+        if not np.isfinite(mat).all():
+            rep.problem(f"{what}: holds NaN or infinity")
+        for r in rowids.tolist():
+            row = txn.get(r.to_bytes(8, "big"), db=rows_db) if rows_db is not None else None
+            if row is None or int.from_bytes(bytes(row[:4]), "big") != pid:
+                rep.problem(f"{what}: row {r} has no record in that partition")
+                break
+            if vecs_db is not None and txn.get(r.to_bytes(8, "big"), db=vecs_db) is not None:
+                rep.problem(f"{what}: row {r} also has a single vector value")
+                break
+    rep.checked["vector_blocks"] = n
 
 
 def _still_listed(st: Storage, key: bytes) -> bool:
