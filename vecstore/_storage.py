@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import struct
 import threading
@@ -43,7 +44,9 @@ from ._errors import (
     StoreClosedError,
     StoreLockedError,
 )
+from ._vacuum import hold_presence, maybe_vacuum, release_presence, share_presence
 
+log = logging.getLogger("vecstore")
 U64 = struct.Struct(">Q")
 U32 = struct.Struct(">I")
 DB_NAMES = (
@@ -164,9 +167,11 @@ class Storage:
         self.read_only = read_only
         self.gate = ReadGate()
         self._lock_fd: int | None = None
+        self._presence_fd: int | None = None
         if read_only:
             if not os.path.exists(os.path.join(self.path, "data.mdb")):
                 raise FileNotFoundError(f"no vecstore at {self.path!r}")
+            self._presence_fd = hold_presence(self.path, exclusive=False)[0]
         else:
             os.makedirs(os.path.join(self.path, "segments"), exist_ok=True)
             self._lock_fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -179,6 +184,16 @@ class Storage:
                     f"{self.path!r} is open for writing elsewhere; "
                     "open it with read_only=True to read beside that writer"
                 ) from None
+            self._presence_fd, alone = hold_presence(self.path, exclusive=True)
+            if alone:
+                try:
+                    with _ENVS_LOCK:
+                        if self.path not in _ENVS:
+                            maybe_vacuum(self.path, MAX_DBS)
+                except (lmdb.Error, OSError) as exc:
+                    log.warning("vecstore: not rewriting %s compactly: %s", self.path, exc)
+                finally:
+                    share_presence(self._presence_fd)  # type: ignore[arg-type]
         try:
             self.env = _acquire_env(self.path, sync, create=not read_only)
         except BaseException:
@@ -322,6 +337,8 @@ class Storage:
     # -- shutdown -----------------------------------------------------------
 
     def _unlock(self) -> None:
+        release_presence(self._presence_fd)
+        self._presence_fd = None
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
