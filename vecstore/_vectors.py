@@ -69,7 +69,7 @@ def encode_block(rowids: np.ndarray, mat: np.ndarray) -> bytes:
             + np.ascontiguousarray(mat, dtype=np.float32).tobytes())
 
 
-def decode_block(raw: bytes, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def decode_block(raw: bytes | memoryview, dim: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     n = _COUNT.unpack_from(raw)[0]
     end = _COUNT.size + 8 * n
     if dim is None and n:
@@ -234,7 +234,7 @@ class VectorTable:
             if not cur.set_range(prefix):
                 return
             for key, raw in cur:
-                if not key.startswith(prefix):
+                if not bytes(key[:4]) == prefix:
                     break
                 rowids, mat = decode_block(raw, self.dim)
                 yield bytes(key), rowids, mat
@@ -270,7 +270,7 @@ class VectorTable:
         assert self.dim is not None
         txn, vecs = self.txn, self.vecs
         keep: list[int] = []
-        rows: list[bytes] = []
+        rows: list[bytes | memoryview] = []
         for r in rowids.tolist():
             raw = txn.get(k64(r), db=vecs)
             if raw is not None:
