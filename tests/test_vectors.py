@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -209,3 +210,22 @@ def test_check_reports_damaged_vector_blocks(tmp_path):
     probs = " | ".join(doc["problems"])
     assert rc == 4, doc
     assert "expected" in probs and "NaN" in probs and "has no vector" in probs
+
+
+def test_graph_files_load_without_memfd(tmp_path, monkeypatch):
+    import vecstore._hnswfile as hf
+
+    path = str(tmp_path / "s")
+    s, x = _fill(path, n=1200, seal=400, dim=32)
+    s.optimize()
+    before = [r.id for r in s.query(x[5], k=5)]
+    s.close()
+    seg_dir = os.path.join(path, "segments")
+    stamps = {f: os.stat(os.path.join(seg_dir, f)).st_mtime_ns for f in os.listdir(seg_dir)}
+    monkeypatch.delattr(hf.os, "memfd_create", raising=False)
+    with VecStore.open(path) as s:
+        assert [r.id for r in s.query(x[5], k=5)] == before
+    # loaded as they were, not rebuilt and rewritten
+    assert stamps == {f: os.stat(os.path.join(seg_dir, f)).st_mtime_ns
+                      for f in os.listdir(seg_dir)}
+    assert not [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("vecstore-segment-")]

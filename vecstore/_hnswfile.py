@@ -81,17 +81,17 @@ def graph_file_size(index: Any) -> int:
     return int(index.index_file_size()) - 4 * index.dim * index.element_count
 
 
-def _scratch() -> tuple[int, str]:
-    """A file descriptor and a path that opens it."""
-    if hasattr(os, "memfd_create"):
+def _scratch() -> tuple[int, str, bool]:
+    """A file descriptor, a path that opens it, and whether that path must
+    be removed afterwards (no memfd or no /proc: a named temporary file)."""
+    if hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd"):
         try:
             fd = os.memfd_create("vecstore-segment")
-            return fd, f"/proc/self/fd/{fd}"
+            return fd, f"/proc/self/fd/{fd}", False
         except OSError:
             pass
     fd, path = tempfile.mkstemp(prefix="vecstore-segment-")
-    os.unlink(path)  # the open descriptor keeps it; /proc/self/fd names it
-    return fd, f"/proc/self/fd/{fd}"
+    return fd, path, True
 
 
 def load_graph(path: str, space: str, vectors: Callable[[int, int], np.ndarray], n: int,
@@ -100,7 +100,7 @@ def load_graph(path: str, space: str, vectors: Callable[[int, int], np.ndarray],
     ``vectors(start, stop)`` gives those of labels start..stop-1, prepared
     (fetched a chunk at a time, so loading needs little memory beyond the
     index itself)."""
-    fd, name = _scratch()
+    fd, name, named = _scratch()
     try:
         with open(path, "rb") as f, os.fdopen(os.dup(fd), "wb") as out:
             head = f.read(HEADER.size)
@@ -131,3 +131,5 @@ def load_graph(path: str, space: str, vectors: Callable[[int, int], np.ndarray],
         return index
     finally:
         os.close(fd)
+        if named:
+            os.remove(name)
