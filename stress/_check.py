@@ -141,7 +141,7 @@ def _check(store: Any, files: bool) -> list[str]:
     total = 0
     with st.read() as txn:
         reader = Reader(st, txn)
-        rows_db, vecs_db = st.db("rows"), st.db("vecs")
+        rows_db = st.db("rows")
         for name, ps in state.parts.items():
             live: dict[int, str] = {rowid: rid for rid, _b, rowid in reader.live_ids(ps.pid, v)}
             vis_parts, refs = [], []
@@ -167,10 +167,13 @@ def _check(store: Any, files: bool) -> list[str]:
                 problems.append(f"partition {name!r}: {len(extra)} rows visible in segments but "
                                 f"not live in LMDB (deleted/superseded yet searchable), "
                                 f"e.g. rowids {extra[:5]}")
-            absent = 0
-            for r in (np.concatenate(refs).tolist() if refs else []):
-                key = int(r).to_bytes(8, "big")
-                if txn.get(key, db=rows_db) is None or txn.get(key, db=vecs_db) is None:
+            ref = np.concatenate(refs) if refs else np.empty(0, np.int64)
+            # vectors: one value per row or packed blocks (vecstore/_vectors.py)
+            has_vec = reader.table(state.dim).many(ps.pid, ref)[0] if ref.size and \
+                state.dim else np.ones(ref.size, bool)
+            absent = int((~has_vec).sum())
+            for r in ref[has_vec].tolist():
+                if txn.get(int(r).to_bytes(8, "big"), db=rows_db) is None:
                     absent += 1
             if absent:
                 problems.append(f"partition {name!r}: {absent} rowids referenced by segments "
