@@ -229,3 +229,18 @@ def test_graph_files_load_without_memfd(tmp_path, monkeypatch):
     assert stamps == {f: os.stat(os.path.join(seg_dir, f)).st_mtime_ns
                       for f in os.listdir(seg_dir)}
     assert not [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("vecstore-segment-")]
+
+
+def test_every_element_gets_its_own_vector_back(tmp_path):
+    """A multi-threaded hnswlib build stores elements out of label order;
+    reassembly must place each vector by the element's label."""
+    path = str(tmp_path / "s")
+    s, x = _fill(path, n=6000, seal=10**9, dim=16)
+    s.optimize()  # one segment, built with every core
+    s.close()
+    s = VecStore.open(path)
+    (seg,) = s._engine.parts["default"].sealed
+    stored = seg.index.get_items(np.arange(seg.n), return_type="numpy")
+    want = prepare(x[seg.rowids], Distance.COSINE)  # rowid i holds x[i] here
+    assert np.array_equal(stored, want)
+    s.close()

@@ -94,12 +94,14 @@ def _scratch() -> tuple[int, str, bool]:
     return fd, path, True
 
 
-def load_graph(path: str, space: str, vectors: Callable[[int, int], np.ndarray], n: int,
+def load_graph(path: str, space: str, vectors: Callable[[np.ndarray], np.ndarray], n: int,
                dim: int) -> Any:
     """Load a stripped segment file of ``n`` rows, putting the vectors back:
-    ``vectors(start, stop)`` gives those of labels start..stop-1, prepared
-    (fetched a chunk at a time, so loading needs little memory beyond the
-    index itself)."""
+    ``vectors(labels)`` gives those of the given labels, prepared (fetched a
+    chunk at a time, so loading needs little memory beyond the index).
+    Elements are stored in hnswlib's insertion order, which a multi-threaded
+    build does not keep in label order: each element's label says whose
+    vector goes into it."""
     fd, name, named = _scratch()
     try:
         with open(path, "rb") as f, os.fdopen(os.dup(fd), "wb") as out:
@@ -110,15 +112,22 @@ def load_graph(path: str, space: str, vectors: Callable[[int, int], np.ndarray],
             if lay.n != n:
                 raise CorruptionError(f"segment file {path} has {lay.n} rows, expected {n}")
             out.write(head)
+            seen = np.zeros(n, bool)
             for start in range(0, n, CHUNK_ROWS):
                 rows = min(n - start, CHUNK_ROWS)
-                vec8 = np.ascontiguousarray(vectors(start, start + rows), np.float32).view(np.uint8)
-                if vec8.shape != (rows, 4 * dim):
-                    raise CorruptionError(f"vectors for segment file {path} have the wrong shape")
                 buf = f.read(rows * lay.stripped)
                 if len(buf) != rows * lay.stripped:
                     raise CorruptionError(f"segment file {path} is truncated")
                 el = np.frombuffer(buf, np.uint8).reshape(rows, lay.stripped)
+                labels = np.ascontiguousarray(el[:, lay.data_off : lay.data_off + 8]) \
+                    .view("<u8").ravel().astype(np.int64)
+                if labels.size and (labels.min() < 0 or labels.max() >= n or seen[labels].any()):
+                    raise CorruptionError(f"segment file {path} has labels that are not a "
+                                          f"permutation of its {n} rows")
+                seen[labels] = True
+                vec8 = np.ascontiguousarray(vectors(labels), np.float32).view(np.uint8)
+                if vec8.shape != (rows, 4 * dim):
+                    raise CorruptionError(f"vectors for segment file {path} have the wrong shape")
                 full = np.empty((rows, lay.size), np.uint8)
                 full[:, : lay.data_off] = el[:, : lay.data_off]
                 full[:, lay.data_off : lay.label_off] = vec8

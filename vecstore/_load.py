@@ -87,8 +87,8 @@ def open_index(engine: Engine, entry: Mapping[str, Any], reader: Reader, rowids:
             log.warning("segment file %s fails its checksum; rebuilding it from LMDB", path)
             return None
         if entry.get("fmt") == GRAPH_FMT:
-            def fetch(start: int, stop: int) -> np.ndarray:
-                return prepare(reader.vectors(entry["pid"], rowids[start:stop], entry["dim"]),
+            def fetch(labels: np.ndarray) -> np.ndarray:
+                return prepare(reader.vectors(entry["pid"], rowids[labels], entry["dim"]),
                                engine.distance)
 
             return load_graph(path, SPACES[engine.distance], fetch, entry["n"], entry["dim"])
