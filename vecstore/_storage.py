@@ -249,14 +249,16 @@ class Storage:
                 txn.abort()
 
     @contextmanager
-    def begin_buffers(self) -> Iterator[lmdb.Transaction]:
+    def begin_buffers(self) -> Iterator[lmdb.Transaction | None]:
         """A read transaction whose values are buffers into the map, for a
-        caller already inside :meth:`read` (so under the gate)."""
+        caller already inside :meth:`read` (so under the gate); None when
+        another process has grown the map since that transaction began (the
+        map cannot be resized while the caller's transaction is open)."""
         try:
             txn = self.env.begin(buffers=True)
         except lmdb.MapResizedError:
-            self.env.set_mapsize(0)
-            txn = self.env.begin(buffers=True)
+            yield None
+            return
         try:
             yield txn
         finally:

@@ -131,7 +131,7 @@ class VectorTable:
         if self.blocks is not None:
             if self.zero_copy:
                 with self.storage.begin_buffers() as txn:
-                    self._gather(txn, pid, rowids, order, out, found)
+                    self._gather(txn or self.txn, pid, rowids, order, out, found)
                 if not found.all():  # (a row the newer transaction no longer has)
                     self._gather(self.txn, pid, rowids, order[~found[order]], out, found)
             else:
