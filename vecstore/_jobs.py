@@ -32,7 +32,8 @@ def file_crc(path: str) -> int:
     return crc
 
 
-def fsync_dir(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """fsync a file or a directory by name."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -61,18 +62,18 @@ def write_index_file(index: Any, path: str) -> int:
                 os.fsync(out.fileno())
             _check_size(tmp, graph_file_size(index))
         finally:
-            _remove(full)
+            remove_quietly(full)
     except OSError as exc:
-        _remove(tmp)
+        remove_quietly(tmp)
         if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             raise StorageFullError(exc.errno, f"disk full writing a segment: {exc}") from exc
         raise StorageError(exc.errno or errno.EIO, f"I/O error writing a segment: {exc}") from exc
     os.replace(tmp, path)
-    fsync_dir(os.path.dirname(path))
+    fsync_path(os.path.dirname(path))
     return crc
 
 
-def _remove(path: str) -> None:
+def remove_quietly(path: str) -> None:
     try:
         os.remove(path)
     except OSError:

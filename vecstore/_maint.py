@@ -10,7 +10,7 @@ import cbor2
 import lmdb
 
 from ._engine import Engine
-from ._jobs import fsync_dir
+from ._jobs import fsync_path
 from ._snapshot import DEFAULT
 from ._state import State
 from ._types import Stats
@@ -67,5 +67,5 @@ def backup_store(engine: Engine, dest: str) -> None:
                             os.path.join(dest, "segments", name))
             with open(os.path.join(dest, "segments", name), "rb+") as f:
                 os.fsync(f.fileno())
-    fsync_dir(os.path.join(dest, "segments"))
-    fsync_dir(dest)
+    fsync_path(os.path.join(dest, "segments"))
+    fsync_path(dest)

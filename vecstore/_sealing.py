@@ -20,7 +20,7 @@ import numpy as np
 
 from ._hnswfile import GRAPH_FMT
 from ._index import concat_columns
-from ._jobs import SegmentJob, segment_file_name
+from ._jobs import SegmentJob, remove_quietly, segment_file_name
 from ._records import Reader
 from ._segment import SealedSegment, prepare
 from ._storage import k64
@@ -203,14 +203,8 @@ class SegmentJobs:
                 self._deferred.extend(paths)
                 return
         for path in paths:
-            try:
-                os.remove(path)
-            except OSError:
-                pass
+            remove_quietly(path)
 
     def abandon_job(self, job: SegmentJob) -> None:
         self.by_pid[job.pid].job = None
-        try:
-            os.remove(job.path)
-        except OSError:
-            pass
+        remove_quietly(job.path)

@@ -24,6 +24,8 @@ import shutil
 
 import lmdb
 
+from ._jobs import fsync_path
+
 log = logging.getLogger("vecstore")
 
 PRESENCE = "PRESENCE"
@@ -105,20 +107,12 @@ def maybe_vacuum(path: str, max_dbs: int) -> bool:
         tmp = os.path.join(path, TMP_DIR)
         os.mkdir(tmp)
         env.copy(tmp, compact=True)
-        fd = os.open(os.path.join(tmp, "data.mdb"), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(os.path.join(tmp, "data.mdb"))
     finally:
         env.close()
     new_size = os.path.getsize(os.path.join(path, TMP_DIR, "data.mdb"))
     os.replace(os.path.join(path, TMP_DIR, "data.mdb"), data)
-    dfd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_path(path)
     shutil.rmtree(os.path.join(path, TMP_DIR), ignore_errors=True)
     log.info("vecstore: %s rewritten compactly, %d -> %d bytes (%.0f%% was free)",
              data, size, new_size, share * 100)
