@@ -9,6 +9,7 @@
 from ._async import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
+from ._partitioned import AsyncPartitionedStore, PartitionedStore
 from ._plan import QueryPlan
 from ._snapshot import Snapshot
 from ._store import PartitionView, VecStore, VersionedStore
@@ -19,11 +20,13 @@ __version__ = "0.1.0"
 __all__ = [
     *_error_names,
     "AsyncPartitionView",
+    "AsyncPartitionedStore",
     "AsyncSnapshot",
     "AsyncVecStore",
     "Config",
     "Distance",
     "PartitionView",
+    "PartitionedStore",
     "Query",
     "QueryPlan",
     "Record",

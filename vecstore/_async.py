@@ -14,11 +14,12 @@ import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Callable, TypeVar
 
+import sniffio
 import trio
 
 from . import _requests as rq
 from ._engine import Engine
-from ._errors import ReadOnlyError, StoreClosedError
+from ._errors import ReadOnlyError, StoreClosedError, UnsupportedEventLoopError
 from ._indexing import DropIndex, make_create_index
 from ._maint import backup_store, make_stats, partition_names
 from ._ops import WriteRequest
@@ -59,6 +60,9 @@ class AsyncSnapshot:
 
     async def get(self, id: Any) -> Record | None:
         return await _run(self.sync.get, id)
+
+    async def get_many(self, ids: Iterable[Any]) -> list[Record | None]:
+        return await _run(self.sync.get_many, ids)
 
     async def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
                     ef: int | None = None, include_vectors: bool | None = None,
@@ -135,6 +139,10 @@ class _AsyncPartitionAPI:
 
     async def get(self, id: Any) -> Record | None:
         return await self._snap().get(id)
+
+    async def get_many(self, ids: Iterable[Any]) -> list[Record | None]:
+        """Records for ``ids`` in the order asked (``None`` where absent), from one snapshot."""
+        return await self._snap().get_many(ids)
 
     async def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
                     ef: int | None = None, include_vectors: bool | None = None,
@@ -252,6 +260,20 @@ class AsyncVecStore(_AsyncPartitionAPI):
         return self._eng().commits
 
 
+def _require_trio() -> None:
+    """AsyncVecStore runs on trio today; say so plainly anywhere else."""
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        library = None
+    if library != "trio":
+        where = f"under {library}" if library else "outside an async function"
+        raise UnsupportedEventLoopError(
+            f"AsyncVecStore needs trio (it was opened {where}); run it under trio.run(...), "
+            "or use the synchronous VecStore, which works anywhere (from asyncio, call it "
+            "through asyncio.to_thread)")
+
+
 class _Opener:
     """``async with AsyncVecStore.open(...) as store``."""
 
@@ -259,12 +281,14 @@ class _Opener:
         self._args = (path, config, read_only)
         self._store: AsyncVecStore | None = None
         self._nursery_cm: Any = None
+        self.store_class: type[AsyncVecStore] = AsyncVecStore
 
     async def __aenter__(self) -> AsyncVecStore:
+        _require_trio()
         path, config, read_only = self._args
         engine = await _run(Engine, path, config, read_only=read_only)
         if read_only:
-            self._store = AsyncVecStore(engine, None)
+            self._store = self.store_class(engine, None)
             return self._store
         writer = Writer(engine)
         self._nursery_cm = trio.open_nursery()
@@ -275,7 +299,7 @@ class _Opener:
             await self._nursery_cm.__aexit__(None, None, None)
             engine.close()
             raise
-        self._store = AsyncVecStore(engine, writer)
+        self._store = self.store_class(engine, writer)
         return self._store
 
     async def __aexit__(self, *exc: Any) -> bool | None:

@@ -84,6 +84,12 @@ class InvalidArgumentTypeError(VecStoreError, TypeError):
     """An argument has the wrong type (e.g. a str where a version int is due)."""
 
 
+class UnsupportedEventLoopError(VecStoreError, RuntimeError):
+    """An async API was used under an event loop it does not run on (today
+    :class:`~vecstore.AsyncVecStore` needs trio; :class:`~vecstore.VecStore`
+    works anywhere)."""
+
+
 class MigrationError(VecStoreError):
     """An import or export could not proceed (unreadable or malformed source,
     changed source file on resume, ...)."""
@@ -105,6 +111,7 @@ __all__ = [
     "StorageFullError",
     "StoreClosedError",
     "StoreLockedError",
+    "UnsupportedEventLoopError",
     "VecStoreError",
     "VersionNotRetainedError",
 ]

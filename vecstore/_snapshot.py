@@ -8,7 +8,7 @@ immutable per rowid in LMDB, so any read transaction serves them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -131,6 +131,32 @@ class Snapshot:
             born, rowid = hit
             _pid, _id, meta = r.row(rowid)
             return Record(rid, r.vector(rowid, ps.pid), meta, born, self._partition)
+
+    def get_many(self, ids: Iterable[Any]) -> list[Record | None]:
+        """The records with ``ids`` at this version, in the order asked
+        (``None`` for an id with no live record), read in one transaction."""
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise InvalidArgumentTypeError(
+                f"ids must be a list of ids, got {type(ids).__name__}")
+        rids = [check_id(i) for i in ids]
+        ps = self._part()
+        if ps is None or not rids:
+            return [None] * len(rids)
+        found: list[tuple[int, str, int, int]] = []  # (position, id, born, rowid)
+        with self._reader() as txn:
+            r = Reader(self._engine.storage, txn, zero_copy=True)
+            for pos, rid in enumerate(rids):
+                hit = r.find(ps.pid, rid, self._version)
+                if hit is not None:
+                    found.append((pos, rid, hit[0], hit[1]))
+            rowids = [f[3] for f in found]
+            rows = r.rows(rowids)
+            vecs = r.vectors(ps.pid, np.asarray(rowids, np.int64), self._state.dim or 0) \
+                if found else []
+            out: list[Record | None] = [None] * len(rids)
+            for (pos, rid, born, _rowid), (_p, _i, meta), vec in zip(found, rows, vecs):
+                out[pos] = Record(rid, np.array(vec, np.float32), meta, born, self._partition)
+        return out
 
     def __contains__(self, id: Any) -> bool:
         return self.get(id) is not None

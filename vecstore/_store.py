@@ -100,6 +100,11 @@ class _PartitionAPI:
     def get(self, id: Any) -> Record | None:
         return self._latest().get(id)
 
+    def get_many(self, ids: Iterable[Any]) -> list[Record | None]:
+        """Records for ``ids`` in the order asked (``None`` where absent), read
+        from one snapshot in one transaction (Pinecone ``fetch``, Qdrant ``retrieve``)."""
+        return self._latest().get_many(ids)
+
     def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
               ef: int | None = None, include_vectors: bool | None = None,
               partitions: Sequence[str] | None = None) -> list[Result]:
