@@ -55,6 +55,10 @@ class AsyncSnapshot:
     def version(self) -> int:
         return self.sync.version
 
+    @property
+    def partition_name(self) -> str:
+        return self.sync.partition_name
+
     def partition(self, name: str) -> AsyncSnapshot:
         return AsyncSnapshot(self.sync.partition(name))
 
@@ -71,6 +75,10 @@ class AsyncSnapshot:
 
     async def count(self, filter: FilterLike = None) -> int:
         return await _run(self.sync.count, filter)
+
+    async def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+                      partitions: Sequence[str] | None = None) -> QueryPlan:
+        return await _run(self.sync.explain, query, k, filter, partitions)
 
     async def scan(self, filter: FilterLike = None, batch_size: int = 1000
                    ) -> AsyncIterator[Record]:
@@ -155,6 +163,10 @@ class _AsyncPartitionAPI:
     def scan(self, filter: FilterLike = None, batch_size: int = 1000) -> AsyncIterator[Record]:
         return self._snap().scan(filter, batch_size)
 
+    async def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
+                      partitions: Sequence[str] | None = None) -> QueryPlan:
+        return await self._snap().explain(query, k, filter, partitions)
+
 
 class AsyncPartitionView(_AsyncPartitionAPI):
     def __init__(self, store: AsyncVecStore, name: str) -> None:
@@ -214,10 +226,6 @@ class AsyncVecStore(_AsyncPartitionAPI):
 
     async def indexes(self) -> dict[str, str]:
         return {ix.field: ix.kind for ix in self._eng().state.indexes.values()}
-
-    async def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
-                      partitions: Sequence[str] | None = None) -> QueryPlan:
-        return await _run(self._snap().sync.explain, query, k, filter, partitions)
 
     async def versions(self) -> list[VersionInfo]:
         eng = self._eng()

@@ -295,7 +295,7 @@ class DeleteWhere(WriteRequest):
         eng = ctx.engine
         doomed: list[str] = list(self.ids)
         seen: set[str] = set(self.ids)
-        for rid, rowid in Snapshot(eng, eng.state, None, self.partition).matching_rows(flt):
+        for rid, rowid in Snapshot(eng, eng.state, None, self.partition)._matching_rows(flt):
             if rid in seen:
                 continue
             seen.add(rid)

@@ -295,7 +295,7 @@ class Snapshot:
             segs.append(ps.growing)
         return segs
 
-    def matching_rows(self, flt: Filter) -> list[tuple[str, int]]:
+    def _matching_rows(self, flt: Filter) -> list[tuple[str, int]]:
         """(id, rowid) of this partition's rows matching ``flt`` at this version."""
         ps = self._part()
         if ps is None:
