@@ -148,8 +148,22 @@ def test_corrupt_source_file(tmp_path: Path) -> None:
     text = src.read_text().splitlines()
     text[25] = text[25][:30]
     src.write_text("\n".join(text) + "\n")
+    # validated (the default): the broken line is one rejected record, exit 4
+    store = str(tmp_path / "v.db")
+    out = run("import", "qdrant", str(src), store, "--batch-size", "10", "--json", "-q")
+    assert out.returncode == 4, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["complete"] and doc["total_vectors"] == 39 and doc["errors"] == 1
+    (f,) = doc["failures"]
+    assert f["position"] == 25 and f["code"] == "record" and f["excerpt"] == text[25]
+    assert "line 26 is not valid JSON" in f["reason"]
+    assert json.loads(run("stats", "--json", store).stdout)["total_vectors"] == 39
+    out = run("import", "qdrant", str(src), str(tmp_path / "v2.db"))
+    assert out.returncode == 4 and "rejected record 25 (id None): line 26" in out.stdout
+    # --no-validate: the first problem stops the import, the readable prefix is committed
     store = str(tmp_path / "s.db")
-    out = run("import", "qdrant", str(src), store, "--batch-size", "10", "--json")
+    out = run("import", "qdrant", str(src), store, "--batch-size", "10", "--json",
+              "--no-validate")
     assert out.returncode == 1
     assert "record position 25" in out.stderr and "malformed" in out.stderr
     assert json.loads(out.stdout)["error"]["type"] == "MigrationError"

@@ -107,7 +107,12 @@ def test_qdrant_validation_rejects_bad_records_alone(tmp_path: Path) -> None:
         assert codes[5] == "duplicate" and codes[3] == "dimension"
         lines = [json.loads(x) for x in Path(st.reject_file).read_text().splitlines()]
         assert [x["position"] for x in lines] == sorted(codes)
-        assert all(set(x) == {"position", "id", "reason", "code"} for x in lines)
+        # structural rejects carry an excerpt of the offending text, the others do not
+        assert all(set(x) == {"position", "id", "reason", "code"} | (
+            {"excerpt"} if x["code"] == "record" else set()) for x in lines)
+        missing_id = next(x for x in lines if x["position"] == 9)
+        assert missing_id["reason"] == "missing 'id'" and missing_id["excerpt"].startswith(
+            '{"vector": [')
         assert Path(st.reject_file).parent == tmp_path
     assert calls[0][0] == 0 and calls[-1] == (63, 63)
     assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
@@ -300,15 +305,17 @@ def test_validate_false_stops_at_a_bad_batch(tmp_path: Path) -> None:
 
 
 def test_malformed_file_commits_what_precedes_the_damage(tmp_path: Path) -> None:
+    # validate=False: a line that does not parse stops the import (with
+    # validate=True it is one rejected record: test_migration_rejects.py)
     lines = qdrant_lines(20, bad=False)
     lines[12] = lines[12][:40]
     src = write_lines(tmp_path / "q.jsonl", lines)
     with VecStore.open(tmp_path / "s.db") as s:
         with pytest.raises(MigrationError, match="record position 12"):
-            QdrantMigration(batch_size=5).import_from_file(src, s)
+            QdrantMigration(batch_size=5, validate=False).import_from_file(src, s)
         assert len(s) == 12
         with pytest.raises(MigrationError, match="record position 12"):
-            QdrantMigration(batch_size=5).import_from_file(src, s)
+            QdrantMigration(batch_size=5, validate=False).import_from_file(src, s)
         assert len(s) == 12
 
 
@@ -516,6 +523,7 @@ def test_parallel_parse_reports_a_damaged_file_in_place(tmp_path: Path) -> None:
     src = write_lines(tmp_path / "q.jsonl", lines)
     with VecStore.open(tmp_path / "s.db") as s:
         with pytest.raises(MigrationError, match="record position 23"):
-            QdrantMigration(batch_size=10, parallel_parse=True).import_from_file(src, s)
+            QdrantMigration(batch_size=10, parallel_parse=True,
+                            validate=False).import_from_file(src, s)
         assert len(s) == 23
     assert parsing_children() == []

@@ -186,7 +186,9 @@ class BatchMaker:
         for rec in recs:
             try:
                 if rec.error is not None:
-                    raise Reject("record", rec.error)
+                    fails.append(Failure(rec.position, rec.id, rec.error, "record",
+                                         rec.excerpt))
+                    continue
                 rid = self._rid(rec.id)
                 meta = self._metadata(rec)
                 if meta is None:

@@ -98,17 +98,25 @@ class MigrationConfig:
 class Failure:
     """One rejected record: its 0-based ``position`` in the source file, its
     ``id`` as found there (``None`` if it had none), why it was rejected,
-    and a short machine-readable ``code``: ``record`` (malformed entry),
-    ``id``, ``vector``, ``dimension``, ``metadata``, ``duplicate``."""
+    and a short machine-readable ``code``: ``record`` (malformed entry:
+    a JSON Lines line that does not parse, an array element that is not an
+    object, a record without id or vector), ``id``, ``vector``,
+    ``dimension``, ``metadata``, ``duplicate``.  ``excerpt`` is the start of
+    the offending text (at most 120 characters) for ``record`` rejects, else
+    None."""
 
     position: int
     id: Any
     reason: str
     code: str = "record"
+    excerpt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "id": self.id, "reason": self.reason,
-                "code": self.code}
+        d = {"position": self.position, "id": self.id, "reason": self.reason,
+             "code": self.code}
+        if self.excerpt is not None:
+            d["excerpt"] = self.excerpt
+        return d
 
 
 @dataclass

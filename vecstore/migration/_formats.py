@@ -13,7 +13,8 @@ Supported formats (:data:`FORMATS`):
   ``metadatas`` and ``documents`` may be null or missing.
 
 Everything streams: memory use does not grow with the file size.  This
-module is the public face; the work is done in ``_readers`` and ``_writers``.
+module is the public face; the work is done in ``_readers``, ``_chroma`` and
+``_writers``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 import ijson
 
 from .._errors import MigrationError
+from ._chroma import read_chroma
 from ._readers import (
     FORMATS,
     SourceRecord,
@@ -33,7 +35,6 @@ from ._readers import (
     check_source,
     open_binary,
     parse_error,
-    read_chroma,
     read_document,
     read_jsonl,
 )
@@ -64,7 +65,8 @@ _CHUNK = 16 << 10
 
 
 def open_reader(fmt: str, path: str | os.PathLike[str], *, start: int = 0,
-                vector_name: str | None = None) -> Iterator[SourceRecord]:
+                vector_name: str | None = None,
+                reject_malformed: bool = False) -> Iterator[SourceRecord]:
     """Stream the records of an export file, starting at record ``start``.
 
     The format, the ``start`` argument and the file's existence are checked
@@ -73,13 +75,18 @@ def open_reader(fmt: str, path: str | os.PathLike[str], *, start: int = 0,
     before ``start`` are parsed (to find where ``start`` is) but not yielded;
     skipped Qdrant lines are only checked for blankness, not parsed.
     ``vector_name`` picks one of several named vectors (Qdrant, Weaviate).
+
+    A JSON Lines (Qdrant) line that does not parse raises MigrationError,
+    or, with ``reject_malformed``, is yielded as an error record of its own
+    (the importer's ``validate=True``).  JSON documents have no such unit:
+    where their parser cannot continue, the reader raises.
     """
     check_format(fmt)
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
         raise MigrationError(f"start must be a non-negative int, got {start!r}")
     p, _ = check_source(path)
     if fmt == "qdrant":
-        return read_jsonl(p, start, vector_name)
+        return read_jsonl(p, start, vector_name, reject_malformed)
     if fmt == "chroma":
         return read_chroma(p, start)
     return read_document(fmt, p, start, vector_name)

@@ -131,6 +131,7 @@ class ImportRun:
         if batch.last:
             s.complete = True
         self._timing()
+        self.engine.metrics.import_batch(self, self.t0, batch.written, len(batch.failures))
         if self.progress is not None:
             if batch.last:
                 self.total = s.records_read
@@ -156,15 +157,18 @@ class ImportRun:
 
 
 def _reader(fmt: str, src: str, size: int, start: int, cfg: MigrationConfig) -> Any:
-    check = open_reader(fmt, src, start=start, vector_name=cfg.vector_name)  # checks arguments
+    """The record stream; with ``validate`` a JSON Lines line that does not
+    parse is one rejected record, without it the import stops there."""
+    opts: dict[str, Any] = {"vector_name": cfg.vector_name, "reject_malformed": cfg.validate}
+    check = open_reader(fmt, src, start=start, **opts)  # checks arguments
     want = cfg.parallel_parse
     if want is False or (want is None and not parallel_worthwhile(size)):
         return check
     check.close()
     try:
-        return open_reader_subprocess(fmt, src, start, cfg.vector_name)
+        return open_reader_subprocess(fmt, src, start, **opts)
     except OSError:  # no usable interpreter to start: parse here
-        return open_reader(fmt, src, start=start, vector_name=cfg.vector_name)
+        return open_reader(fmt, src, start=start, **opts)
 
 
 class _Committer:

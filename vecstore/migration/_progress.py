@@ -178,9 +178,8 @@ class RejectLog:
         try:
             if self._f is None:
                 self._f = open(self.path, "ab")
-            data = "".join(
-                json.dumps({"position": f.position, "id": _json_id(f.id), "reason": f.reason,
-                            "code": f.code}, ensure_ascii=False) + "\n" for f in failures)
+            data = "".join(json.dumps({**f.to_dict(), "id": _json_id(f.id)},
+                                      ensure_ascii=False) + "\n" for f in failures)
             self._f.write(data.encode("utf-8", "backslashreplace"))
             self._f.flush()
             os.fsync(self._f.fileno())

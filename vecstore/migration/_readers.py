@@ -2,8 +2,11 @@
 
 Every reader is a generator yielding :class:`SourceRecord` objects in file
 order while holding one record (per column, for Chroma) in memory at a time.
-Structural problems of a single record become ``SourceRecord.error``; a file
-that cannot be parsed any further raises :class:`MigrationError`.
+Structural problems of a single record (not an object, no id, no vector, and
+-- when asked for -- a JSON Lines line that does not parse) become
+``SourceRecord.error`` with a short excerpt of the offending text; a file
+that cannot be parsed any further raises :class:`MigrationError`.  The
+Chroma reader is in ``_chroma``.
 
 JSON documents (Pinecone, Weaviate, Chroma) are parsed with ijson's C
 backend; JSON Lines (Qdrant) one line at a time with orjson (see
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 import ijson
@@ -37,6 +40,8 @@ class SourceRecord:
     ``vector`` and ``metadata`` are the raw values (``None`` when absent);
     ``document`` is set only for Chroma.  ``error`` describes a structural
     problem the reader found; the importer rejects such records one by one.
+    ``excerpt`` (error records only; not compared) is the start of the
+    offending text, for the reject file.
     """
 
     position: int
@@ -45,6 +50,27 @@ class SourceRecord:
     metadata: object
     document: str | None
     error: str | None = None
+    excerpt: str | None = field(default=None, compare=False)
+
+
+#: Excerpts of rejected records are cut to this many characters.
+EXCERPT_CHARS = 120
+
+
+def excerpt_text(raw: bytes | str) -> str:
+    """The start of a piece of source text, on one line."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    text = " ".join(text[: EXCERPT_CHARS * 4].split())
+    return text if len(text) <= EXCERPT_CHARS else text[: EXCERPT_CHARS - 3] + "..."
+
+
+def excerpt_value(value: object) -> str:
+    """The start of a parsed value, written back as JSON."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    return excerpt_text(text)
 
 
 def check_format(fmt: object) -> str:
@@ -105,7 +131,7 @@ def _problem(obj: dict[str, Any], key: str) -> str | None:
     return None
 
 
-def _join(*problems: str | None) -> str | None:
+def join_problems(*problems: str | None) -> str | None:
     found = [p for p in problems if p]
     return "; ".join(found) if found else None
 
@@ -113,6 +139,15 @@ def _join(*problems: str | None) -> str | None:
 def _not_object(pos: int, obj: object) -> SourceRecord:
     return SourceRecord(pos, None, None, None, None,
                         f"record is not an object (got {type(obj).__name__})")
+
+
+def with_excerpt(rec: SourceRecord, obj: object) -> SourceRecord:
+    """``rec``, with an excerpt if it is an error record: of ``obj`` as
+    source text if it is bytes (a JSONL line), else written back as JSON."""
+    if rec.error is None:
+        return rec
+    return replace(rec, excerpt=excerpt_text(obj) if isinstance(obj, bytes)
+                   else excerpt_value(obj))
 
 
 def pick_named(vec: dict[str, Any], vector_name: str | None) -> tuple[object, str | None]:
@@ -132,7 +167,7 @@ def pick_named(vec: dict[str, Any], vector_name: str | None) -> tuple[object, st
 def _pinecone_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:
     if not isinstance(obj, dict):
         return _not_object(pos, obj)
-    err = _join(_problem(obj, "id"), _problem(obj, "values"))
+    err = join_problems(_problem(obj, "id"), _problem(obj, "values"))
     return SourceRecord(pos, obj.get("id"), obj.get("values"), obj.get("metadata"), None, err)
 
 
@@ -149,7 +184,7 @@ def _vector_record(pos: int, obj: object, vector_name: str | None,
         vec = obj["vectors"]
     if isinstance(vec, dict):
         vec, verr = pick_named(vec, vector_name)
-    err = _join(_problem(obj, "id"), verr)
+    err = join_problems(_problem(obj, "id"), verr)
     return SourceRecord(pos, obj.get("id"), vec, obj.get(meta_key), None, err)
 
 
@@ -211,7 +246,12 @@ def _loads_line(line: bytes) -> object:
         return json.loads(line)
 
 
-def read_jsonl(path: str, start: int, vector_name: str | None) -> Iterator[SourceRecord]:
+def read_jsonl(path: str, start: int, vector_name: str | None,
+               reject_malformed: bool = False) -> Iterator[SourceRecord]:
+    """Qdrant points, one per non-blank line.  A line that is not JSON
+    raises MigrationError, or with ``reject_malformed`` becomes an error
+    record of its own (every line has a position, parsed or not, so resume
+    offsets do not depend on which lines parse)."""
     f = open_binary(path)
     try:
         pos = 0
@@ -222,11 +262,16 @@ def read_jsonl(path: str, start: int, vector_name: str | None) -> Iterator[Sourc
                 try:
                     obj = _loads_line(line)
                 except ValueError as e:
-                    raise MigrationError(
-                        f"malformed qdrant export {path!r}: line {lineno} (record position "
-                        f"{pos}) is not valid JSON: {e}"
-                    ) from e
-                yield _qdrant_record(pos, obj, vector_name)
+                    if not reject_malformed:
+                        raise MigrationError(
+                            f"malformed qdrant export {path!r}: line {lineno} (record position "
+                            f"{pos}) is not valid JSON: {e}"
+                        ) from e
+                    yield SourceRecord(pos, None, None, None, None,
+                                       f"line {lineno} is not valid JSON: {e}",
+                                       excerpt_text(line))
+                else:
+                    yield with_excerpt(_qdrant_record(pos, obj, vector_name), line)
             pos += 1
     finally:
         f.close()
@@ -269,7 +314,7 @@ def read_document(fmt: str, path: str, start: int,
                     f"malformed {fmt} export {path!r}: the record at position {pos} is "
                     f"nested too deeply or too large to parse") from None
             if pos >= start:
-                yield build(pos, obj, vector_name)
+                yield with_excerpt(build(pos, obj, vector_name), obj)
             pos += 1
     finally:
         f.close()
@@ -284,117 +329,3 @@ def read_document(fmt: str, path: str, start: int,
             raise MigrationError(
                 f"not a {fmt} export {path!r}: expected a top-level 'vectors' array, but {detail}"
             )
-
-
-def probe_kind_items(path: str, key: str) -> str:
-    """Kind of the top-level value *key* by building it with ijson (C speed).
-
-    Only for keys known not to hold a non-empty array (a Chroma column that
-    yielded no items), so what gets built is small in any sane file.
-    """
-    with open_binary(path) as f:
-        for value in ijson.items(f, key, use_float=True):
-            if value is None:
-                return "null"
-            return "array" if isinstance(value, list) else type(value).__name__
-    return "missing"
-
-
-_CHROMA_COLUMNS = (("ids", True), ("embeddings", True), ("metadatas", False), ("documents", False))
-
-
-class _Column:
-    """One independently parsed Chroma column."""
-
-    __slots__ = ("name", "required", "file", "items", "count", "absent")
-
-    def __init__(self, name: str, required: bool, path: str) -> None:
-        self.name, self.required, self.count, self.absent = name, required, 0, False
-        self.file = open_binary(path)
-        self.items = ijson.items(self.file, f"{name}.item", use_float=True)
-
-
-def _mismatch(path: str, cols: list[_Column], short: list[_Column]) -> MigrationError:
-    parts = []
-    for c in cols:
-        if c.absent:
-            parts.append(f"{c.name}=absent")
-            continue
-        n, more = c.count, ""
-        if c not in short:
-            try:
-                n += sum(1 for _ in c.items)
-            except (ijson.JSONError, ValueError):
-                more = "+ (then unparsable)"
-        parts.append(f"{c.name}={n}{more}")
-    names = ", ".join(repr(c.name) for c in short)
-    return MigrationError(
-        f"malformed chroma export {path!r}: columns have different lengths "
-        f"({', '.join(parts)}); column {names} ran out first"
-    )
-
-
-def _chroma_row(pos: int, values: list[Any]) -> SourceRecord:
-    id_, emb, meta, doc = values
-    err = _join(
-        "'ids' entry is null" if id_ is None else None,
-        "'embeddings' entry is null" if emb is None else None,
-        "'documents' entry is not a string" if doc is not None and not isinstance(doc, str)
-        else None,
-    )
-    return SourceRecord(pos, id_, emb, meta, doc, err)
-
-
-def read_chroma(path: str, start: int) -> Iterator[SourceRecord]:
-    cols: list[_Column] = []
-    try:
-        for name, required in _CHROMA_COLUMNS:
-            cols.append(_Column(name, required, path))
-        pos = 0
-        while True:
-            values: list[Any] = []
-            ended: list[_Column] = []
-            for c in cols:
-                value = None
-                if not c.absent:
-                    try:
-                        value = next(c.items)
-                        c.count += 1
-                    except StopIteration:
-                        ended.append(c)
-                    except (ijson.JSONError, ValueError) as e:
-                        raise parse_error("chroma", path, pos, c.file, e,
-                                          f", column {c.name!r}") from e
-                values.append(value)
-            if ended:
-                if len(ended) == sum(not c.absent for c in cols):  # all ran out together
-                    if pos == 0 and (kind := probe_kind_items(path, "ids")) != "array":
-                        raise MigrationError(
-                            f"not a chroma export {path!r}: expected a top-level 'ids' "
-                            f"array, but 'ids' is {kind}"
-                        )
-                    return
-                short = []
-                for c in ended:
-                    kind = "array" if c.count else probe_kind_items(path, c.name)
-                    if kind in ("null", "missing") and not c.required:
-                        c.absent = True
-                    elif kind in ("null", "missing"):
-                        raise MigrationError(
-                            f"chroma export {path!r} has no {c.name!r} column ({kind}); "
-                            "export with include=['embeddings', 'metadatas', 'documents']"
-                        )
-                    elif kind != "array":
-                        raise MigrationError(
-                            f"malformed chroma export {path!r}: {c.name!r} is {kind}, not an array"
-                        )
-                    else:
-                        short.append(c)
-                if short:
-                    raise _mismatch(path, cols, short)
-            if pos >= start:
-                yield _chroma_row(pos, values)
-            pos += 1
-    finally:
-        for c in cols:
-            c.file.close()

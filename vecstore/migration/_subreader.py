@@ -61,7 +61,7 @@ def _pack(recs: list[SourceRecord]) -> tuple[Any, ...]:
                 vecs[i] = None
     return ("recs", [r.position for r in recs], [r.id for r in recs], vecs,
             [r.metadata for r in recs], [r.document for r in recs], [r.error for r in recs],
-            idx if mat is not None else None, mat)
+            [r.excerpt for r in recs], idx if mat is not None else None, mat)
 
 
 def _send(out: BinaryIO, frame: tuple[Any, ...]) -> None:
@@ -76,11 +76,13 @@ def _child(argv: list[str]) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
     fmt, path, start, vector_name = argv[0], argv[1], int(argv[2]), argv[3] or None
+    reject_malformed = argv[4] == "1"
     out = sys.stdout.buffer
     recs: list[SourceRecord] = []
     try:
         try:
-            for rec in open_reader(fmt, path, start=start, vector_name=vector_name):
+            for rec in open_reader(fmt, path, start=start, vector_name=vector_name,
+                                   reject_malformed=reject_malformed):
                 recs.append(rec)
                 if len(recs) >= CHUNK:
                     _send(out, _pack(recs))
@@ -107,10 +109,11 @@ def _read_exact(f: BinaryIO, n: int) -> bytes | None:
     return bytes(buf)
 
 
-def open_reader_subprocess(fmt: str, path: str, start: int,
-                           vector_name: str | None) -> ChildReader:
-    """Like ``open_reader(fmt, path, start=start, vector_name=...)``, parsed
-    in a child process.  Raises OSError if the child cannot be started."""
+def open_reader_subprocess(fmt: str, path: str, start: int, vector_name: str | None,
+                           reject_malformed: bool = False) -> ChildReader:
+    """Like ``open_reader(fmt, path, start=start, vector_name=...,
+    reject_malformed=...)``, parsed in a child process.  Raises OSError if
+    the child cannot be started."""
     pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([pkg_root] + ([env["PYTHONPATH"]]
@@ -120,7 +123,8 @@ def open_reader_subprocess(fmt: str, path: str, start: int,
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from vecstore.migration._subreader import "
-             "_child; sys.exit(_child(sys.argv[1:]))", fmt, path, str(start), vector_name or ""],
+             "_child; sys.exit(_child(sys.argv[1:]))", fmt, path, str(start), vector_name or "",
+             "1" if reject_malformed else "0"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errlog, env=env,
             bufsize=1 << 20)
     except BaseException:
@@ -180,8 +184,8 @@ class ChildReader:
                 return
             if kind == "error":
                 raise MigrationError(frame[1])
-            _, pos, ids, vecs, metas, docs, errs, idx, mat = frame
+            _, pos, ids, vecs, metas, docs, errs, excs, idx, mat = frame
             if idx is not None:
                 for j, i in enumerate(idx):
                     vecs[i] = mat[j]
-            yield from map(SourceRecord, pos, ids, vecs, metas, docs, errs)
+            yield from map(SourceRecord, pos, ids, vecs, metas, docs, errs, excs)
