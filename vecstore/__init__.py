@@ -9,6 +9,7 @@
 from ._async import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
+from ._metrics import Histogram, Metrics
 from ._partitioned import AsyncPartitionedStore, PartitionedStore
 from ._plan import QueryPlan
 from ._snapshot import Snapshot
@@ -25,6 +26,8 @@ __all__ = [
     "AsyncVecStore",
     "Config",
     "Distance",
+    "Histogram",
+    "Metrics",
     "PartitionView",
     "PartitionedStore",
     "Query",

@@ -22,6 +22,7 @@ from ._engine import Engine
 from ._errors import ReadOnlyError, StoreClosedError, UnsupportedEventLoopError
 from ._indexing import DropIndex, make_create_index
 from ._maint import backup_store, make_stats, partition_names
+from ._metrics import Metrics
 from ._ops import WriteRequest
 from ._plan import QueryPlan
 from ._snapshot import DEFAULT, QueryLike, Snapshot
@@ -217,6 +218,10 @@ class AsyncVecStore(_AsyncPartitionAPI):
 
     async def stats(self) -> Stats:
         return await _run(make_stats, self._eng())
+
+    async def metrics(self) -> Metrics:
+        """Counters and latency histograms since the store was opened."""
+        return self._eng().metrics.snapshot()  # a few microseconds: no thread
 
     async def create_index(self, field: str, kind: str = "btree") -> bool:
         return await self._submit(make_create_index(field, kind))  # type: ignore[no-any-return]

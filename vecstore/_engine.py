@@ -28,6 +28,7 @@ from ._indexing import IndexDef, attach_columns, load_defs
 from ._jobs import SegmentJob, write_index_file
 from ._load import load
 from ._memory import release_after_load
+from ._metrics import new_recorder, rows_by_partition, timed_write
 from ._ops import Effects, TxnCtx, WriteRequest
 from ._records import Reader
 from ._sealing import SegmentJobs
@@ -54,6 +55,7 @@ class Engine(SegmentJobs):
             self._pins: dict[int, int] = {}  # version -> open snapshots pinned there
             self.commits = 0  # write transactions committed
             self.write_calls = 0  # write requests answered
+            self.metrics = new_recorder(read_only)  # since open: store.metrics()
             self.parts: dict[str, PartMem] = {}
             self.by_pid: dict[int, PartMem] = {}
             self.indexes: dict[tuple[str, ...], IndexDef] = {}
@@ -208,7 +210,7 @@ class Engine(SegmentJobs):
                 return ctx
 
             try:
-                ctx = self.storage.write(body)
+                ctx, t_txn, t_commit = timed_write(self.storage.write, body)
             except _Retry:
                 todo = [i for i in todo if i not in failed]
                 continue
@@ -217,6 +219,8 @@ class Engine(SegmentJobs):
                     results[i] = exc
                 return results
             self._adopt(ctx)
+            self.metrics.committed(len(todo), rows_by_partition(ctx.done, self.by_pid),
+                                   t_txn, t_commit)
             break
         self.write_calls += len(reqs)
         return results

@@ -92,7 +92,11 @@ from ._filter_ast import (
     evaluate,
     format_node,
 )
+from ._filter_any import AnyElem
 from ._filter_dict import parse_dict, to_dict
+from ._filter_ids import HasId, id_matcher, uses_ids
+from ._filter_qdrant import looks_like_qdrant, parse_qdrant
+from ._filter_weaviate import looks_like_weaviate, parse_weaviate
 from ._filter_lex import MAX_LENGTH
 from ._filter_parse import parse_string
 from ._filter_values import MAX_DEPTH, Scalar
@@ -101,12 +105,14 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LENGTH",
     "And",
+    "AnyElem",
     "Compare",
     "Contains",
     "Exists",
     "Filter",
     "FilterError",
     "FilterLike",
+    "HasId",
     "InList",
     "IsNull",
     "Node",
@@ -140,9 +146,44 @@ class Filter:
         """The compiled matcher itself, for hot loops (same as ``matches``)."""
         return self._root._fn  # type: ignore[attr-defined,no-any-return]
 
-    def matches(self, metadata: Mapping[str, Any]) -> bool:
-        """True if ``metadata`` satisfies the filter."""
+    def matches(self, metadata: Mapping[str, Any], id: Any = None) -> bool:
+        """True if the record (``metadata``, and ``id`` for a filter that
+        tests ids with ``HAS_ID``) satisfies the filter."""
+        if self.uses_ids:
+            if id is None:
+                raise FilterError("this filter tests record ids (HAS_ID / has_id): "
+                                  "pass the record's id, matches(metadata, id=...)")
+            return self.id_matcher(metadata, str(id))
         return self._root._fn(metadata)  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def uses_ids(self) -> bool:
+        """True if the filter tests record ids (``HAS_ID``), not only metadata."""
+        return uses_ids(self._root)
+
+    @property
+    def id_matcher(self) -> Callable[[Mapping[str, Any], str], bool]:
+        """The compiled matcher of ``(metadata, record id)``."""
+        fn = self._root.__dict__.get("_id_fn")
+        if fn is None:
+            fn = id_matcher(self._root)
+            object.__setattr__(self._root, "_id_fn", fn)
+        return fn  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, obj: Mapping[str, Any]) -> Filter | None:
+        """The vecstore (Pinecone/Chroma-style) dict form, never read as a dialect."""
+        return _wrap(parse_dict(obj))
+
+    @classmethod
+    def from_qdrant(cls, obj: Any) -> Filter | None:
+        """A Qdrant filter dict or ``qdrant_client.models.Filter``."""
+        return _wrap(parse_qdrant(_as_dict(obj) if not isinstance(obj, Mapping) else obj))
+
+    @classmethod
+    def from_weaviate(cls, obj: Mapping[str, Any]) -> Filter:
+        """A Weaviate ``where`` dict."""
+        return Filter(parse_weaviate(obj))
 
     def to_string(self) -> str:
         """The canonical string form; ``parse_filter`` of it equals ``self``."""
@@ -208,10 +249,39 @@ def parse_filter(expr: FilterLike) -> Filter | None:
         if isinstance(expr, str):
             return Filter(parse_string(expr))
         if isinstance(expr, Mapping):
-            node = parse_dict(expr)
-            return None if node is None else Filter(node)
+            return _wrap(parse_mapping(expr))
+        if callable(getattr(expr, "model_dump", None)) or callable(getattr(expr, "dict", None)):
+            return _wrap(parse_mapping(_as_dict(expr)))  # e.g. qdrant_client.models.Filter
     except RecursionError:  # pragma: no cover - defensive; depth is capped
         raise FilterError("invalid filter: nested too deeply") from None
     raise FilterError(
         f"invalid filter: expected a str, a dict, a Filter or None, got {type(expr).__name__}"
     )
+
+
+def parse_mapping(obj: Mapping[str, Any]) -> Node | None:
+    """A dict in any accepted form (the detection rule is in the module docstring)."""
+    if looks_like_qdrant(obj):
+        return parse_qdrant(obj)
+    if looks_like_weaviate(obj):
+        return parse_weaviate(obj)
+    return parse_dict(obj)
+
+
+def _wrap(node: Node | None) -> Filter | None:
+    return None if node is None else Filter(node)
+
+
+def _as_dict(obj: Any) -> Mapping[str, Any]:
+    """The dict form of a pydantic-style model (v2 ``model_dump`` or v1 ``dict``)."""
+    for name in ("model_dump", "dict"):
+        fn = getattr(obj, name, None)
+        if callable(fn):
+            try:
+                out = fn(by_alias=True, exclude_none=True)
+            except TypeError:
+                out = fn()
+            if isinstance(out, Mapping):
+                return out
+    raise FilterError(f"invalid filter: {type(obj).__name__} has no dict form "
+                      "(model_dump() or dict())")

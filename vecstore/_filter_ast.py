@@ -358,8 +358,6 @@ class Not(Node):
         return (self.item,)
 
 
-
-
 def format_node(node: Node) -> str:
     """The canonical string form of ``node``."""
     if isinstance(node, Compare):
@@ -384,6 +382,9 @@ def format_node(node: Node) -> str:
     if isinstance(node, Not):
         inner = format_node(node.item)
         return f"NOT ({inner})" if isinstance(node.item, (And, Or)) else f"NOT {inner}"
+    fmt = getattr(node, "_format_string", None)  # ANY(...), HAS_ID(...): _filter_any/_ids
+    if fmt is not None:
+        return fmt()  # type: ignore[no-any-return]
     raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover
 
 

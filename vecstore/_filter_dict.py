@@ -10,14 +10,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._errors import FilterError
+from ._filter_any import AnyElem
 from ._filter_ast import And, Compare, Contains, Exists, InList, IsNull, Node, Not, Or, StartsWith
+from ._filter_ids import HasId
 from ._filter_parse import parse_path_text
 from ._filter_values import MAX_DEPTH, DepthError, Scalar, check_literal, format_ident
 
 _CMP_OPS = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _OP_NAMES = {v: k for k, v in _CMP_OPS.items()}
 FIELD_OPERATORS = (*_CMP_OPS, "$in", "$nin", "$exists", "$contains", "$startswith", "$isnull")
-COMBINATORS = ("$and", "$or", "$not")
+COMBINATORS = ("$and", "$or", "$not", "$any", "$hasid")
 
 
 def _error(key_path: str, message: str) -> FilterError:
@@ -104,6 +106,19 @@ def _parse_mapping(obj: Mapping[Any, Any], key_path: str, depth: int) -> Node | 
             try:
                 nodes.append(Not(inner))
             except DepthError as e:
+                raise _error(kp, str(e)) from None
+        elif key == "$any":
+            inner = _sub_filter(value, kp, depth + 1)
+            try:
+                nodes.append(AnyElem(inner))
+            except FilterError as e:
+                raise _error(kp, str(e)) from None
+        elif key == "$hasid":
+            if not isinstance(value, (list, tuple)):
+                raise _error(kp, f"$hasid needs a non-empty list of ids, got {value!r}")
+            try:
+                nodes.append(HasId(tuple(value)))
+            except FilterError as e:
                 raise _error(kp, str(e)) from None
         elif key in FIELD_OPERATORS:
             raise _error(
@@ -204,4 +219,7 @@ def to_dict(node: Node) -> dict[str, Any]:
         return {"$or": [to_dict(i) for i in node.items]}
     if isinstance(node, Not):
         return {"$not": to_dict(node.item)}
+    custom = getattr(node, "_to_dict", None)  # $any, $hasid: _filter_any/_ids
+    if custom is not None:
+        return custom()  # type: ignore[no-any-return]
     raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover

@@ -12,7 +12,9 @@ import functools
 from typing import Any
 
 from ._errors import FilterError
+from ._filter_any import AnyElem
 from ._filter_ast import And, Compare, Contains, Exists, InList, IsNull, Node, Not, Or, StartsWith
+from ._filter_ids import HasId
 from ._filter_lex import MAX_LENGTH, Token, syntax_error, tokenize
 from ._filter_values import MAX_DEPTH, DepthError, Scalar
 
@@ -111,7 +113,35 @@ class _Parser:
                 self.next()
                 return node
             return self.build(Not, self.not_(depth + 1), tok.pos)
+        if tok.kind == "ident" and tok.value.upper() in ("ANY", "HAS_ID") and \
+                self.toks[self.i + 1].kind == "(":
+            return self.special(tok, depth)
         return self.comparison()
+
+    def special(self, tok: Token, depth: int) -> Node:
+        """``ANY(<condition on one field>)`` or ``HAS_ID(id, ...)`` (a name
+        followed by '(' is no comparison, so fields named so are unaffected)."""
+        self.next()
+        if tok.value.upper() == "HAS_ID":
+            ids = self.value_list("HAS_ID")
+            try:
+                return HasId(ids)
+            except FilterError as e:
+                raise self.error(tok.pos, str(e)) from None
+        if depth >= MAX_DEPTH:
+            raise self.error(tok.pos, f"filter nested too deeply: more than {MAX_DEPTH} levels")
+        open_ = self.next()
+        inner = self.or_(depth + 1)
+        close = self.peek()
+        if close.kind != ")":
+            if close.kind == "eof":
+                raise self.error(open_.pos, "unbalanced '(': it is never closed")
+            raise self.error(close.pos, f"expected AND, OR or ')' but found {self.describe(close)}")
+        self.next()
+        try:
+            return AnyElem(inner)
+        except FilterError as e:
+            raise self.error(tok.pos, str(e)) from None
 
     def path(self) -> tuple[str, ...]:
         parts = [self.name()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,7 @@ class SegmentJob:
     cancelled: bool = False  # set when the store closes: the build stops early
     index: Any = None
     crc: int = 0
+    seconds: float = 0.0  # build + durable file write (metrics)
     error: BaseException | None = None
     done: Any = field(default=None)  # an event the runner sets when finished
 
@@ -130,11 +132,13 @@ class SegmentJob:
     def build(self) -> None:
         if len(self.rowids) == 0:  # every row was left out: nothing to write
             return
+        t0 = time.perf_counter()
         if self.incremental:
             self._extend()
         else:
             self._rebuild()
         self.crc = write_index_file(self.index, self.path)
+        self.seconds = time.perf_counter() - t0
 
     def _extend(self) -> None:
         base = self.sources[0]

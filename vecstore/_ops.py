@@ -301,15 +301,19 @@ class DeleteWhere(WriteRequest):
             seen.add(rid)
             cur = ctx.find(pid, rid)
             if cur == rowid or (cur is not None and flt.matches(
-                    decode_row(ctx.txn.get(k64(cur), db=ctx.db_rows))[2])):
+                    decode_row(ctx.txn.get(k64(cur), db=ctx.db_rows))[2], id=rid)):
                 doomed.append(rid)
+        by_id = flt.uses_ids  # HAS_ID: the id is needed before the metadata test
         for eff in [*ctx.done, ctx.cur]:  # rows this batch added
             for apid, r0, _mat, dicts in (eff.adds if eff is not None else []):
                 if apid != pid:
                     continue
                 for j, d in enumerate(dicts or []):
-                    if flt.matches(d):
-                        rid = decode_row(ctx.txn.get(k64(r0 + j), db=ctx.db_rows))[1]
+                    rid = decode_row(ctx.txn.get(k64(r0 + j), db=ctx.db_rows))[1] \
+                        if by_id else None
+                    if flt.matches(d, id=rid):
+                        if rid is None:
+                            rid = decode_row(ctx.txn.get(k64(r0 + j), db=ctx.db_rows))[1]
                         if rid not in seen and ctx.find(pid, rid) == r0 + j:
                             seen.add(rid)
                             doomed.append(rid)

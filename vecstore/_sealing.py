@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from wal import WriteAheadLog
 
     from ._indexing import IndexDef
+    from ._metrics import Recorder
     from ._state import PartMem, State
     from ._storage import Storage
     from ._types import Config, Distance
@@ -52,6 +53,7 @@ class SegmentJobs:
     _holds: int
     _deferred: list[str]
     _files_lock: threading.Lock
+    metrics: Recorder
 
     if TYPE_CHECKING:
         def _make_state(self, changed: Any = None) -> State: ...
@@ -180,6 +182,8 @@ class SegmentJobs:
             pm.adds = new_adds
         pm.job = None
         self.state = self._make_state([pm.pid])
+        if seg.n:
+            self.metrics.segment_built("merge" if job.sources else "seal", seg.n, job.seconds)
         self._remove_files([st.segment_path(src.file) for src in job.sources])
 
     @contextmanager

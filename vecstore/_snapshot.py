@@ -15,7 +15,7 @@ import numpy as np
 
 from ._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidVectorError
 from ._filter import Filter, parse_filter
-from ._plan import QueryPlan, choose, cost_ms, eligible, prefilter
+from ._plan import QueryPlan, choose, cost_ms, eligible, id_masks, prefilter, row_matches
 from ._records import Reader
 from ._segment import (
     EXACT_BELOW,
@@ -198,7 +198,7 @@ class Snapshot:
                 for rid, born, rowid in r.live_ids(ps.pid, self._version, after):
                     after = rid
                     _p, _i, meta = r.row(rowid)
-                    if flt is None or flt.matches(meta):
+                    if flt is None or flt.matches(meta, id=rid):
                         hits.append((rid, born, rowid, meta))
                     if len(hits) >= batch_size:
                         break
@@ -287,7 +287,9 @@ class Snapshot:
         rowids = seg.rowids
         dicts = {p: ix.fd for p, ix in self._state.indexes.items()}
         base = visible(seg.born[:n], seg.died[:n], self._version)
-        return eligible(flt, seg.cols, dicts, n, lambda p: reader.metadata(int(rowids[p])), base)
+        ids = id_masks(reader, seg, self._version) if flt.uses_ids else None  # HAS_ID
+        return eligible(flt, seg.cols, dicts, n, lambda p: reader.metadata(int(rowids[p])), base,
+                        ids)
 
     def _segments(self, ps: PartState) -> list[SealedSegment | GrowingView]:
         segs: list[SealedSegment | GrowingView] = list(ps.sealed)
@@ -363,7 +365,8 @@ class Snapshot:
         n = seg.n
         dicts = {p: ix.fd for p, ix in self._state.indexes.items()}
         base = visible(seg.born[:n], seg.died[:n], self._version)
-        pre, exact = prefilter(flt.root, seg.cols, dicts)
+        ids = id_masks(reader, seg, self._version) if flt.uses_ids else None  # HAS_ID
+        pre, exact = prefilter(flt.root, seg.cols, dicts, ids)
         cand = base if pre is None else base & pre[:n]
         if exact:
             return int(cand.sum()), 0
@@ -373,5 +376,5 @@ class Snapshot:
         sample = pos if pos.size <= SAMPLE else \
             np.random.default_rng(0).choice(pos, SAMPLE, replace=False)
         hits = sum(1 for p in sample.tolist()
-                   if flt.matches(reader.metadata(int(seg.rowids[p]))))
+                   if row_matches(flt, reader, int(seg.rowids[p])))
         return round(hits / sample.size * pos.size), int(pos.size)

@@ -17,6 +17,7 @@ from ._errors import ReadOnlyError, StoreClosedError
 from ._filter import Filter
 from ._indexing import DropIndex, make_create_index
 from ._maint import backup_store, make_stats, partition_names
+from ._metrics import Metrics
 from ._ops import WriteRequest
 from ._plan import QueryPlan
 from ._snapshot import DEFAULT, QueryLike, Snapshot
@@ -199,6 +200,11 @@ class VecStore(_PartitionAPI):
 
     def stats(self) -> Stats:
         return make_stats(self._engine_checked())
+
+    def metrics(self) -> Metrics:
+        """Counters and latency histograms since the store was opened
+        (``.to_dict()``, ``.to_prometheus()``); see :class:`vecstore.Metrics`."""
+        return self._engine_checked().metrics.snapshot()
 
     # -- indexes -------------------------------------------------------------------
 

@@ -107,6 +107,7 @@ class Writer:
                 except Exception as exc:  # answer the batch; keep serving
                     log.exception("commit failed")
                     results = [exc] * len(batch)
+                self.engine.metrics.answered(results)
                 for p, r in zip(batch, results):
                     p.result = r
                     p.event.set()
