@@ -8,6 +8,7 @@ immutable per rowid in LMDB, so any read transaction serves them.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -218,6 +219,7 @@ class Snapshot:
               filter: str | Mapping[str, Any] | Filter | None = None, ef: int | None = None,
               include_vectors: bool | None = None,
               partitions: Sequence[str] | None = None) -> list[Result]:
+        t0 = time.perf_counter()
         if isinstance(query, Query) or k is not None and not isinstance(k, int) or \
                 ef is not None or partitions is not None:
             q = make_query(query, k, filter, ef, include_vectors, partitions)
@@ -232,6 +234,7 @@ class Snapshot:
         state = self._state
         if state.dim is None:
             as_vector(raw, None)
+            self._engine.metrics.query("exact_scan", time.perf_counter() - t0)
             return []
         vec = query_vector(raw, state.dim, state.distance)
         names = [self._partition] if partitions is None else \
@@ -240,10 +243,11 @@ class Snapshot:
         with self._reader() as txn:
             reader = Reader(self._engine.storage, txn, zero_copy=True)
             hits: list[Hits] = []
+            tally = [0, 0]  # rows matching, rows visible: what explain() counts
             for name in names:
                 ps = state.parts.get(name)
                 if ps is not None:
-                    hits.append(self._search_part(ps, vec, k, ef_, flt, reader))
+                    hits.append(self._search_part(ps, vec, k, ef_, flt, reader, tally))
             d, rowids = merge_hits(hits, k)
             scores = to_scores(d.astype(np.float64), state.distance).tolist()
             rows = reader.rows(rowids.tolist())
@@ -257,10 +261,14 @@ class Snapshot:
             if include_vectors:
                 out = [r._replace(vector=reader.vector(rowid, pid))
                        for r, rowid, (pid, _i, _m) in zip(out, rowids.tolist(), rows)]
+        strategy = choose(tally[0] if flt is not None else tally[1], tally[1], flt is not None)
+        self._engine.metrics.query(strategy, time.perf_counter() - t0)
         return out
 
     def _search_part(self, ps: PartState, vec: np.ndarray, k: int, ef: int,
-                     flt: Filter | None, reader: Reader) -> Hits:
+                     flt: Filter | None, reader: Reader, tally: list[int]) -> Hits:
+        """Best ``k`` of one partition; adds its matching and visible row
+        counts to ``tally`` (for the strategy the metrics count)."""
         v = self._version
         state = self._state
         dist = state.distance
@@ -270,14 +278,21 @@ class Snapshot:
         def fetch(rowids: np.ndarray) -> np.ndarray:
             return prepare(reader.vectors(ps.pid, rowids, dim), dist)
 
-        exact = sum(s.count_visible(v) for s in ps.sealed) < EXACT_BELOW
+        sealed_rows = sum(s.count_visible(v) for s in ps.sealed)
+        exact = sealed_rows < EXACT_BELOW
+        tally[1] += sealed_rows
         out: list[Hits] = []
         for seg in ps.sealed:
             mask = None if flt is None else self._mask(seg, flt, reader)
+            if mask is not None:
+                tally[0] += int(np.count_nonzero(mask))
             out.append(seg.search(vec, k, ef, v, dist, fetch, mask, force_exact=exact))
         if ps.growing is not None:
             g = ps.growing
             mask = None if flt is None else self._mask(g, flt, reader)
+            if mask is not None:
+                tally[0] += int(np.count_nonzero(mask))
+            tally[1] += g.count_visible(v)
             out.append(g.search(vec, k, ef, v, dist, mask))
         return merge_hits(out, k)
 
