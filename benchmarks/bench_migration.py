@@ -131,7 +131,7 @@ def vecstore_import(workdir: str, path: str, validate: bool = True, optimize: bo
     try:
         with VecStore.open(os.path.join(d, "s.db"), cfg) as s:
             m = QdrantMigration(MigrationConfig(batch_size=BATCH, validate=validate,
-                                                parallel_parse=parallel))
+                                                parallel_parse=parallel, index=False))
             t = time.perf_counter()
             st = m.import_from_file(path, s)
             t_import = time.perf_counter() - t
@@ -202,7 +202,8 @@ gc.collect()
 with VecStore.open(os.path.join(sys.argv[2], "s.db"), Config(durability="sync")) as s:
     tracemalloc.start(1)
     base = tracemalloc.get_traced_memory()[0]
-    st = QdrantMigration(MigrationConfig(batch_size=1000)).import_from_file(sys.argv[1], s)
+    st = QdrantMigration(MigrationConfig(batch_size=1000, index=False)).import_from_file(
+        sys.argv[1], s)
     gc.collect()
     cur, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()

@@ -4,6 +4,7 @@ trips, partitions/prefixes, and the trio variant."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -527,3 +528,60 @@ def test_parallel_parse_reports_a_damaged_file_in_place(tmp_path: Path) -> None:
                             validate=False).import_from_file(src, s)
         assert len(s) == 23
     assert parsing_children() == []
+
+
+# -- indexing at the end (MigrationConfig.index) ------------------------------------------------
+
+
+def test_import_ends_with_an_indexed_store_unless_index_false(tmp_path: Path) -> None:
+    src = write_lines(tmp_path / "q.jsonl", qdrant_lines(350, bad=False))
+    calls: list[tuple[int, int]] = []
+    with VecStore.open(tmp_path / "s.db", Config(dim=DIM, seal_threshold=100)) as s:
+        st = QdrantMigration(batch_size=50).with_progress(
+            None, indexing=lambda d, t: calls.append((d, t))).import_from_file(src, s)
+        assert st.complete and st.indexed and st.indexed_vectors == 350
+        assert st.index_duration > 0 and "indexed 350 vectors" in st.summary()
+        info = s.stats()
+        assert info.sealed_segments == 1 and info.growing_vectors == 0
+        assert not info.indexing_pending and len(s) == 350
+    assert calls[0] == (0, 350) and calls[-1] == (350, 350)
+    assert all(b[0] >= a[0] and b[1] == 350 for a, b in itertools.pairwise(calls))
+
+    with VecStore.open(tmp_path / "t.db", Config(dim=DIM)) as s:
+        calls.clear()
+        st = QdrantMigration(batch_size=50, index=False).with_progress(
+            None, indexing=lambda d, t: calls.append((d, t))).import_from_file(src, s)
+        assert st.complete and not st.indexed and st.indexed_vectors == 0 and calls == []
+        info = s.stats()
+        assert info.indexing_pending and info.growing_vectors == 350
+        # running it again with index=True: nothing to import, but the store gets indexed
+        st = QdrantMigration().import_from_file(src, s)
+        assert st.already_complete and st.indexed and st.indexed_vectors == 350
+        assert not s.stats().indexing_pending and s.stats().sealed_segments == 1
+    with pytest.raises(TypeError, match="index must be a bool"):
+        MigrationConfig(index=1)  # type: ignore[arg-type]
+
+
+def test_interrupted_import_is_not_indexed(tmp_path: Path) -> None:
+    src = write_lines(tmp_path / "q.jsonl", qdrant_lines(60, bad=False))
+    with VecStore.open(tmp_path / "s.db") as s:
+        m = QdrantMigration(batch_size=10).with_progress(interrupt_after(3))
+        with pytest.raises(Boom):
+            m.import_from_file(src, s)
+        assert m.stats is not None and not m.stats.indexed
+        assert s.stats().indexing_pending and len(s) == 20
+
+
+async def test_async_import_indexes_like_the_sync_one(tmp_path: Path) -> None:
+    src = write_lines(tmp_path / "q.jsonl", qdrant_lines(120, bad=False))
+    calls: list[tuple[int, int]] = []
+    async with AsyncVecStore.open(tmp_path / "s.db") as s:
+        st = await QdrantMigration(batch_size=40).with_progress(
+            None, indexing=lambda d, t: calls.append((d, t))).import_from_file_async(src, s)
+        assert st.indexed and st.indexed_vectors == 120
+        info = await s.stats()
+        assert info.sealed_segments == 1 and not info.indexing_pending
+    assert calls[0] == (0, 120) and calls[-1] == (120, 120)
+    async with AsyncVecStore.open(tmp_path / "t.db") as s:
+        st = await QdrantMigration(index=False).import_from_file_async(src, s)
+        assert not st.indexed and (await s.stats()).indexing_pending

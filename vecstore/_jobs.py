@@ -113,6 +113,7 @@ class SegmentJob:
     fetch: Any = None  # (pid, rowids) -> prepared vectors from LMDB (merged sources)
     cutoff: int = -1  # highest growing rowid this job seals (-1 if none)
     cancelled: bool = False  # set when the store closes: the build stops early
+    indexed: int = 0  # rows in the index being built so far (read by progress displays)
     index: Any = None
     crc: int = 0
     seconds: float = 0.0  # build + durable file write (metrics)
@@ -152,12 +153,14 @@ class SegmentJob:
             except OSError:
                 pass
         index.set_num_threads(self.threads)
+        self.indexed = base.n
         mats = [self.fetch(self.pid, seg.rowids) for seg in self.sources[1:]]
         if self.count:
             mats.append(self.growing_vecs[: self.count])
         if mats:
             rest = np.ascontiguousarray(np.concatenate(mats), dtype=np.float32)
-            add_in_chunks(index, rest, base.n, self.threads, lambda: self.cancelled)
+            add_in_chunks(index, rest, base.n, self.threads, lambda: self.cancelled,
+                          progress=lambda k: setattr(self, "indexed", base.n + k))
         self.index = index
 
     def _rebuild(self) -> None:
@@ -170,4 +173,5 @@ class SegmentJob:
         vecs = np.ascontiguousarray(vecs, dtype=np.float32)
         self.index = build_index(vecs, self.distance, self.m, self.ef_construction,
                                  self.threads, seed=self.seg_id & 0x7FFFFFFF,
-                                 cancelled=lambda: self.cancelled)
+                                 cancelled=lambda: self.cancelled,
+                                 progress=lambda k: setattr(self, "indexed", k))

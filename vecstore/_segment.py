@@ -310,20 +310,24 @@ class BuildCancelled(Exception):
 
 def build_index(vecs: np.ndarray, distance: Distance, m: int, ef_construction: int,
                 threads: int, seed: int = 100,
-                cancelled: Callable[[], bool] | None = None) -> Any:
+                cancelled: Callable[[], bool] | None = None,
+                progress: Callable[[int], None] | None = None) -> Any:
     """Build an hnswlib index over ``vecs`` (labels = positions), in chunks
-    so that ``cancelled()`` is checked every few thousand rows."""
+    so that ``cancelled()`` is checked every few thousand rows (and
+    ``progress(rows added so far)`` called after each chunk)."""
     n, dim = vecs.shape
     index = hnswlib.Index(space=SPACES[distance], dim=dim)
     index.init_index(max_elements=max(n, 1), M=m, ef_construction=ef_construction,
                      random_seed=seed)
-    add_in_chunks(index, vecs, 0, threads, cancelled)
+    add_in_chunks(index, vecs, 0, threads, cancelled, progress=progress)
     return index
 
 
 def add_in_chunks(index: Any, vecs: np.ndarray, first_label: int, threads: int,
-                  cancelled: Callable[[], bool] | None = None, step: int = 4096) -> None:
-    """``add_items`` with labels ``first_label...``, checking ``cancelled``."""
+                  cancelled: Callable[[], bool] | None = None, step: int = 4096,
+                  progress: Callable[[int], None] | None = None) -> None:
+    """``add_items`` with labels ``first_label...``, checking ``cancelled``
+    before each chunk and calling ``progress(rows added)`` after it."""
     for start in range(0, vecs.shape[0], step):
         if cancelled is not None and cancelled():
             raise BuildCancelled()
@@ -331,6 +335,8 @@ def add_in_chunks(index: Any, vecs: np.ndarray, first_label: int, threads: int,
         index.add_items(vecs[start:stop],
                         np.arange(first_label + start, first_label + stop, dtype=np.int64),
                         num_threads=threads)
+        if progress is not None:
+            progress(stop)
 
 
 def load_index(path: str, distance: Distance, dim: int, n: int) -> Any:

@@ -45,7 +45,16 @@ class MigrationConfig:
       ``"import <format> <file name>"``);
     * ``parallel_parse`` -- parse the file in a child process while this
       one checks and commits (default ``None``: when the file is at least
-      16 MiB and there are several CPUs).
+      16 MiB and there are several CPUs);
+    * ``index`` -- once the import is complete, index the store
+      (``store.optimize()``: every growing segment sealed, each partition's
+      segments merged into one HNSW index) before returning, so queries no
+      longer scan unindexed rows.  Default ``True``.  It covers the whole
+      store, every partition, not just the imported records; when importing
+      several files into one store, pass ``index=False`` to all but the last
+      (or call ``store.optimize()`` once at the end).  An interrupted or
+      failed import is not indexed.  ``MigrationStats.indexed``,
+      ``index_duration`` and ``indexed_vectors`` report it.
     """
 
     batch_size: int = 1000
@@ -59,6 +68,7 @@ class MigrationConfig:
     reject_file: str | None = None
     message: str | None = None
     parallel_parse: bool | None = None
+    index: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
@@ -69,8 +79,9 @@ class MigrationConfig:
             raise TypeError(f"validate must be a bool, got {self.validate!r}")
         if self.parallel_parse is not None and not isinstance(self.parallel_parse, bool):
             raise TypeError(f"parallel_parse must be a bool or None, got {self.parallel_parse!r}")
-        if not isinstance(self.restart, bool):
-            raise TypeError(f"restart must be a bool, got {self.restart!r}")
+        for name in ("restart", "index"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         rf = self.resume_from
         if rf is not None:
             if isinstance(rf, bool) or not isinstance(rf, int):
@@ -134,6 +145,12 @@ class MigrationStats:
     of its runs (since it was started or restarted).  ``complete`` says the
     end of the file was reached and committed; ``already_complete`` that
     there was nothing to do because an earlier run had finished.
+
+    ``indexed`` says the run ended by indexing the store
+    (``MigrationConfig.index``): ``indexed_vectors`` vectors were waiting
+    to be indexed (0 if none) and it took ``index_duration`` seconds, which
+    are not part of ``duration`` (the import's own time; ``throughput`` is
+    computed from it).
     """
 
     format: str = ""
@@ -157,6 +174,9 @@ class MigrationStats:
     errors_total: int = 0
     version: int = 0
     reject_file: str | None = None
+    indexed: bool = False
+    indexed_vectors: int = 0
+    index_duration: float = 0.0
     progress_key: str = ""  # the store meta key holding this import's progress
 
     def add_failure(self, failure: Failure) -> None:
@@ -176,7 +196,8 @@ class MigrationStats:
         if self.already_complete:
             return (f"nothing to do: {self.source} was already imported into "
                     f"{self.store} (partition {self.partition!r}: {self.imported_total} "
-                    f"records, {self.errors_total} rejected); pass restart to import it again")
+                    f"records, {self.errors_total} rejected); pass restart to import it "
+                    f"again{self._index_summary()}")
         state = "complete" if self.complete else f"stopped at record {self.end_offset}"
         parts = [f"imported {self.total_vectors} records in {self.duration:.1f} s "
                  f"({self.throughput:,.0f}/s)"]
@@ -186,4 +207,9 @@ class MigrationStats:
                          f"{self.skipped} skipped")
         if self.errors:
             parts.append(f"{self.errors} rejected (see {self.reject_file})")
-        return ", ".join(parts) + f"; {state}"
+        return ", ".join(parts) + f"; {state}{self._index_summary()}"
+
+    def _index_summary(self) -> str:
+        if not self.indexed or not self.indexed_vectors:
+            return ""
+        return (f"; indexed {self.indexed_vectors} vectors in {self.index_duration:.1f} s")

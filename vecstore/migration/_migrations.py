@@ -11,6 +11,7 @@ from .._errors import MigrationError
 from ._config import MigrationConfig, MigrationStats
 from ._export import export_snapshot
 from ._importer import ImportRun, Progress, run_async, run_sync
+from ._indexing import index_store, index_store_async
 
 __all__ = ["ChromaMigration", "Migration", "PineconeMigration", "QdrantMigration",
            "WeaviateMigration", "migration_for"]
@@ -58,20 +59,29 @@ class Migration:
         cfg = config or MigrationConfig()
         self.config = cfg.replace(**options) if options else cfg
         self._progress: Progress | None = None
+        self._index_progress: Progress | None = None
         self.stats: MigrationStats | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
 
-    def with_progress(self, callback: Progress | None) -> Self:
+    def with_progress(self, callback: Progress | None, *,
+                      indexing: Progress | None = None) -> Self:
         """A copy that calls ``callback(done, total)`` as records are
         committed: ``done`` counts records read by this run, ``total`` is
         an estimate until the end, where the last call has
-        ``done == total ==`` the number of records read."""
-        if callback is not None and not callable(callback):
-            raise TypeError("the progress callback must be callable")
+        ``done == total ==`` the number of records read.
+
+        ``indexing(done, total)`` is called while the store is indexed at
+        the end (``MigrationConfig.index``), counting vectors: ``(0, N)``
+        first, then every quarter second, ``(N, N)`` last; not at all when
+        nothing needed indexing.  Either callback may raise to stop."""
+        for cb in (callback, indexing):
+            if cb is not None and not callable(cb):
+                raise TypeError("the progress callback must be callable")
         other = copy.copy(self)
         other._progress = callback
+        other._index_progress = indexing
         other.stats = None
         return other
 
@@ -83,20 +93,28 @@ class Migration:
         Resumes where an earlier interrupted run of the same import stopped;
         returns at once (``stats.already_complete``) if it had finished.
         Raises :class:`~vecstore.MigrationError` if the file cannot be read
-        or parsed, or changed since that earlier run.
+        or parsed (beyond single records, which ``validate=True`` rejects),
+        or changed since that earlier run.  With ``config.index`` (the
+        default) a complete import returns once the whole store is indexed.
         """
         root, partition = _target(store, self.config, want_async=False)
         eng = root._writable()
         run = ImportRun(self.format, path, eng, root.path, partition, self.config,
                         self._progress)
         self.stats = run.stats
-        return run_sync(run, root._submit)
+        stats = run_sync(run, root._submit)
+        if self.config.index and stats.complete:
+            done = index_store(root, self._index_progress)
+            stats.indexed, stats.indexed_vectors = True, done.vectors
+            stats.index_duration = done.seconds
+        return stats
 
     async def import_from_file_async(self, path: str | os.PathLike[str],
                                      store: Any) -> MigrationStats:
         """:meth:`import_from_file` through an :class:`~vecstore.AsyncVecStore`:
         parsing runs in worker threads and commits go through the store's
-        writer, so other tasks keep reading and writing meanwhile."""
+        writer, so other tasks keep reading and writing meanwhile (also
+        while the store is indexed at the end, ``config.index``)."""
         import trio
 
         root, partition = _target(store, self.config, want_async=True)
@@ -105,7 +123,12 @@ class Migration:
             lambda: ImportRun(self.format, path, eng, root.path, partition, self.config,
                               self._progress))
         self.stats = run.stats
-        return await run_async(run, root._submit)
+        stats = await run_async(run, root._submit)
+        if self.config.index and stats.complete:
+            done = await index_store_async(root, self._index_progress)
+            stats.indexed, stats.indexed_vectors = True, done.vectors
+            stats.index_duration = done.seconds
+        return stats
 
     # -- export --------------------------------------------------------------------
 
