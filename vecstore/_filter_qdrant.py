@@ -26,6 +26,7 @@ numbers (string bounds compare as strings, so ISO-8601 timestamps written
 alike order correctly); ``except`` needs a non-null value not listed (on an
 array: some such element), so a missing field, null or ``[]`` fails it;
 ``is_empty`` is missing, null or ``[]``; ``is_null`` is an explicit null.
+``except`` also fails on a dict or nested-list value (Qdrant passes them).
 Keys are dotted paths (``"user.age"``); a trailing ``[]`` (``"tags[]"``) is
 the field itself.  Differences: numbers compare numerically (``match value
 1`` matches ``1.0``), a path does not walk through arrays (``a[].b`` and
@@ -73,8 +74,9 @@ def looks_like_qdrant(obj: Mapping[Any, Any]) -> bool:
     if not obj:
         return False
     keys = set(obj)
-    if keys <= set(CLAUSES):
-        return all(_plain_value(v) for v in obj.values())
+    if keys <= set(CLAUSES):  # nulls aside (a model's dump may keep them)
+        vals = [v for v in obj.values() if v is not None]
+        return bool(vals) and all(_plain_value(v) for v in vals)
     if "key" in keys and isinstance(obj["key"], str):
         return any(k in obj and isinstance(obj[k], Mapping) for k in _FIELD_KEYS)
     if keys == {"has_id"}:
@@ -257,12 +259,10 @@ def _field(c: Mapping[Any, Any], kp: str) -> Node:
         if not isinstance(mv, (list, tuple)):
             raise _error(mhere, f"match {mk} needs a list of values, got {mv!r}")
         vals = tuple(_literal(v, f"{mhere}[{i}]") for i, v in enumerate(mv))
-        if mk == "any":
-            if not vals:
-                raise _error(mhere, "match any needs at least one value")
-            return AnyElem(InList(p, vals))
         if not vals:
-            return AnyElem(IsNull(p, negate=True))
+            raise _error(mhere, f"match {mk} needs at least one value")
+        if mk == "any":
+            return AnyElem(InList(p, vals))
         return AnyElem(And((InList(p, vals, negate=True), IsNull(p, negate=True))))
     if mk == "text":
         if not isinstance(mv, str):
