@@ -61,6 +61,34 @@ Semantics (metadata is a JSON-like dict):
   Precedence: NOT > AND > OR.
 * Metadata that is not a mapping (e.g. ``None``) behaves like ``{}``.
 
+Beyond the grammar above (additions that change no valid filter: a name
+followed by ``(`` was an error before):
+
+* ``ANY(<conditions on one field>)``: the field is a list with an element
+  satisfying them, or is not a list and satisfies them itself
+  (:mod:`vecstore._filter_any`); dict form ``{"$any": {...}}``.
+* ``HAS_ID('a', 7)``: the record id is one of those listed
+  (:mod:`vecstore._filter_ids`); dict form ``{"$hasid": [...]}``.  Such a
+  filter is evaluated with the id: ``matches(metadata, id=...)``.
+
+Dialects: a Qdrant filter (:mod:`vecstore._filter_qdrant`) or a Weaviate
+``where`` dict (:mod:`vecstore._filter_weaviate`) is read onto the same AST,
+and so is any object with ``model_dump()``/``dict()`` (a
+``qdrant_client.models.Filter``: its dict form is read).  Detection rule, in
+order: a dict is *Qdrant* if its keys are among ``must should must_not
+min_should`` and every non-null value is a list or a dict without
+``$``-keys, or if it is one Qdrant condition (``key`` with a ``match``/
+``range``/... dict, ``has_id`` with a list, ``is_empty``/``is_null`` with a
+dict); it is *Weaviate* if ``operator`` is one of Weaviate's operator names,
+``path`` or ``operands`` is present and every key is a Weaviate key
+(``operator path operands value*``); otherwise it is the dict form above.
+The Qdrant shapes are ones the dict form rejects (it never takes a list or
+a dict without operators as a field's value), so a field named ``must``
+keeps working (``{"must": "x"}``).  The one overlap is a Weaviate-shaped
+dict with a str ``path`` (``{"path": "a", "operator": "Equal",
+"valueText": "t"}``), read as Weaviate; ``Filter.from_dict``,
+``Filter.from_qdrant`` and ``Filter.from_weaviate`` read one form only.
+
 Errors: :class:`FilterError`; the string form names the 0-based offset
 (``err.position``) and shows an excerpt with a caret, the dict form names the
 key path (``err.key_path``, e.g. ``$and[1].price.$lte``).
