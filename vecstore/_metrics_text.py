@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from itertools import accumulate
 
 from ._metrics import Histogram, Metrics
 
@@ -31,12 +32,17 @@ def _family(out: list[str], name: str, kind: str, help: str) -> None:
 
 
 def _hist(out: list[str], name: str, h: Histogram, label: str = "") -> None:
-    sep = "," if label else ""
-    for bound, n in h.cumulative():
-        out.append(f'{name}_bucket{{{label}{sep}le="{_num(bound)}"}} {n}')
+    les = _LE.get(h.bounds)
+    if les is None:  # the bucket labels of a set of bounds, formatted once
+        les = _LE[h.bounds] = [f'le="{_num(b)}"' for b in (*h.bounds, math.inf)]
+    head = f"{name}_bucket{{{label}{',' if label else ''}"
+    out.extend(f"{head}{le}}} {n}" for le, n in zip(les, accumulate(h.counts)))
     lab = f"{{{label}}}" if label else ""
     out.append(f"{name}_sum{lab} {_num(h.sum)}")
     out.append(f"{name}_count{lab} {h.count}")
+
+
+_LE: dict[tuple[float, ...], list[str]] = {}
 
 
 def render(m: Metrics) -> str:
