@@ -154,7 +154,6 @@ def test_async_close() -> None:
     assert inspect.iscoroutinefunction(getattr(vecstore.AsyncVecStore, "close", None))
 
 
-@pending(10)
 def test_cli_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "vecstore.cli", "--help"], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)

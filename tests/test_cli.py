@@ -13,11 +13,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from vecstore import Config, VecStore
-from vecstore._cli_progress import Progress
+from vecstore._cli_progress import PhaseBar, Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 DIM = 8
@@ -267,7 +268,8 @@ def test_ctrl_c_then_resume(tmp_path: Path) -> None:
     doc = json.loads(out)
     assert doc["interrupted"] and 0 < doc["committed_offset"] < 30_000
     assert doc["end_offset"] == doc["committed_offset"]  # the batch in flight was waited for
-    done = run("import", "qdrant", str(src), store, "--batch-size", "500", "--json")
+    done = run("import", "qdrant", str(src), store, "--batch-size", "500", "--json",
+               "--no-index")
     assert done.returncode == 0, done.stderr
     doc2 = json.loads(done.stdout)
     assert doc2["resumed"] and doc2["start_offset"] == doc["committed_offset"]
@@ -295,3 +297,112 @@ def test_progress_bar_on_a_terminal() -> None:
     assert len(plain.getvalue().splitlines()) == 2  # the first and the last
 
 
+
+
+def test_phase_bar_names_its_total() -> None:
+    buf = io.StringIO()
+    bar = PhaseBar("indexing", "vectors", stream=buf, tty=True)
+    bar(0, 0)  # an empty phase shows nothing
+    assert buf.getvalue() == ""
+    bar(0, 5000)
+    bar(5000, 5000)
+    bar.close()
+    text = buf.getvalue()
+    assert "\rindexing 5,000 vectors [" in text and "5,000/5,000 vectors" in text
+    assert text.endswith("\n") and text.count("\n") == 1
+
+
+def stats_of(store: str) -> dict[str, Any]:
+    out = run("stats", "--json", store)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def test_import_ends_indexed_unless_no_index_then_optimize(tmp_path: Path) -> None:
+    src = qdrant_file(tmp_path / "q.jsonl", 300)
+    store = str(tmp_path / "s.db")
+    out = run("import", "qdrant", str(src), store, "--batch-size", "100", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["complete"] and doc["indexed"] and doc["indexed_vectors"] == 300
+    assert doc["index_duration"] >= 0 and doc["duration"] >= 0  # each phase's own time
+    # its own progress phase, after the records' (plain lines off a terminal)
+    err = out.stderr.splitlines()
+    assert err[-1].startswith("indexing 300 vectors: 300/300 vectors (100.0%)")
+    assert any(x.startswith("import q.jsonl: 300/300 records") for x in err[:-1])
+    st = stats_of(store)
+    assert st["sealed_segments"] == 1 and st["growing_vectors"] == 0
+    assert st["indexing_pending"] is False
+
+    bare = str(tmp_path / "bare.db")
+    out = run("import", "qdrant", str(src), bare, "--no-index")
+    assert out.returncode == 0 and "indexing" not in out.stderr
+    assert "not indexed (--no-index)" in out.stdout and "vecstore optimize" in out.stdout
+    st = stats_of(bare)
+    assert st["sealed_segments"] == 0 and st["growing_vectors"] == 300
+    assert st["indexing_pending"] is True
+
+    out = run("optimize", bare, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["indexed_vectors"] == 300 and doc["sealed_segments"] == 1
+    assert doc["indexing_pending"] is False and doc["total_vectors"] == 300
+    assert "indexing 300 vectors: 300/300 vectors (100.0%)" in out.stderr
+    assert stats_of(bare)["indexing_pending"] is False
+    out = run("optimize", bare, "-q")
+    assert out.returncode == 0 and out.stderr == "" and "nothing to do" in out.stdout
+
+
+def test_compact_and_optimize_exit_codes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with VecStore.open(path, Config(dim=DIM)) as s:
+        s.upsert_many([(str(i), vec(i)) for i in range(200)])
+        s.delete_many([str(i) for i in range(0, 200, 4)])
+        s.set_retention(versions=1)
+    out = run("compact", str(path), "--json", "-q")
+    assert out.returncode == 0 and out.stderr == ""
+    doc = json.loads(out.stdout)
+    assert doc["rows_removed"] == 50 and doc["total_vectors"] == 150
+    assert "removed 0 rows" not in run("compact", str(path)).stdout  # nothing left: says so
+    assert "nothing to do" in run("compact", str(path)).stdout
+    with VecStore.open(path) as s:
+        assert len(s) == 150 and s.get("1") is not None and s.get("4") is None
+    for cmd in ("optimize", "compact"):
+        out = run(cmd, str(tmp_path / "nope"), "--json")
+        assert out.returncode == 1 and "no vecstore" in out.stderr
+        assert json.loads(out.stdout)["exit_code"] == 1
+        assert run(cmd).returncode == 2
+        with VecStore.open(path) as s:
+            out = run(cmd, str(path))
+            assert out.returncode == 3 and "open for writing elsewhere" in out.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+def test_ctrl_c_while_indexing(tmp_path: Path) -> None:
+    src = qdrant_file(tmp_path / "q.jsonl", 8000, dim=16)
+    store = str(tmp_path / "s.db")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vecstore.cli", "import", "qdrant", str(src), store, "--json"],
+        env=env(VECSTORE_PROGRESS_INTERVAL="0"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("indexing 8,000 vectors: 0/"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # indexed before the signal landed: nothing to check
+        return
+    assert proc.returncode == 130, err
+    assert "interrupted while indexing" in err and "vecstore optimize" in err
+    doc = json.loads(out)
+    assert doc["interrupted"] and doc["complete"] and not doc["indexed"]
+    assert doc["committed_offset"] == 8000 == doc["total_vectors"]
+    st = stats_of(store)
+    assert st["total_vectors"] == 8000 and st["indexing_pending"] is True
+    again = run("import", "qdrant", str(src), store, "--json")  # nothing to import; indexes
+    assert again.returncode == 0, again.stderr
+    doc = json.loads(again.stdout)
+    assert doc["already_complete"] and doc["indexed"] and doc["indexed_vectors"] == 8000
+    st = stats_of(store)
+    assert st["indexing_pending"] is False and st["sealed_segments"] == 1

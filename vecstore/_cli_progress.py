@@ -1,13 +1,35 @@
-"""Progress display for the command line: a redrawn bar with rate and ETA
-on a terminal, plain lines (at most one every few seconds) otherwise.
-Always written to stderr, so ``--json`` output on stdout stays clean."""
+"""Output of the command line: the progress display -- a redrawn bar with
+rate and ETA on a terminal, plain lines (at most one every few seconds)
+otherwise, always on stderr so that ``--json`` output on stdout stays
+clean -- and the result printing and exit codes shared by the commands."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
 import time
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_PROBLEMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+def emit(args: argparse.Namespace, doc: dict[str, Any], lines: Sequence[str]) -> None:
+    """The command's result: ``doc`` as one JSON document with ``--json``,
+    else ``lines`` for people."""
+    if args.json:
+        print(json.dumps(doc, sort_keys=True, default=json_default))
+    else:
+        for line in lines:
+            print(line)
+
+
+def json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return repr(value)
 
 
 def _duration(seconds: float) -> str:
@@ -89,3 +111,27 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._line_open = False
+
+
+class PhaseBar:
+    """A :class:`Progress` whose label names the phase's total, known only at
+    the first call: ``PhaseBar("indexing", "vectors")`` shows "indexing
+    50,000 vectors [####----] ...".  Nothing is shown for an empty phase."""
+
+    def __init__(self, verb: str, unit: str, *, enabled: bool = True,
+                 stream: TextIO | None = None, tty: bool | None = None) -> None:
+        self.verb, self.unit = verb, unit
+        self._opts: dict[str, Any] = {"enabled": enabled, "stream": stream, "tty": tty}
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total <= 0:
+                return
+            self.bar = Progress(f"{self.verb} {total:,} {self.unit}", unit=self.unit,
+                                **self._opts)
+        self.bar(done, total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

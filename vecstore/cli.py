@@ -7,10 +7,13 @@
     vecstore versions STORE
     vecstore rollback STORE VERSION
     vecstore check STORE
+    vecstore optimize STORE
+    vecstore compact STORE
 
 Every command takes ``--json`` (print one JSON document on stdout; errors
 too, as ``{"error": {...}}``).  Progress goes to stderr: a bar with rate
-and ETA on a terminal, a plain line every few seconds otherwise.
+and ETA on a terminal, a plain line every few seconds otherwise.  An import
+ends by indexing the store (its own progress phase) unless ``--no-index``.
 
 Exit status:
   0    success
@@ -20,6 +23,7 @@ Exit status:
   4    finished, with problems: ``check`` found integrity problems, or
        ``import`` rejected records (they are listed in the reject file)
   130  interrupted (Ctrl-C); an interrupted import resumes when run again
+       (interrupted while indexing: every record is in; ``optimize`` indexes)
 """
 
 from __future__ import annotations
@@ -31,128 +35,45 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_LOCKED, EXIT_PROBLEMS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+from ._cli_progress import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    emit,
+    json_default,
+)
+
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_LOCKED", "EXIT_OK", "EXIT_PROBLEMS",
+           "EXIT_USAGE", "build_parser", "main"]
 FORMATS = ("pinecone", "qdrant", "chroma", "weaviate")
-
-
-def _emit(args: argparse.Namespace, doc: dict[str, Any], lines: Sequence[str]) -> None:
-    if args.json:
-        print(json.dumps(doc, sort_keys=True, default=_json_default))
-    else:
-        for line in lines:
-            print(line)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return repr(value)
-
-
-def _progress(args: argparse.Namespace, label: str) -> Any:
-    from ._cli_progress import Progress
-
-    return Progress(label, enabled=not args.quiet)
-
-
-# -- import / export ----------------------------------------------------------------
-
-
-def _store_config(args: argparse.Namespace) -> Any:
-    """The Config to open the import's target store with (None: as stored)."""
-    from ._types import Config
-
-    exists = os.path.isfile(os.path.join(args.store, "data.mdb"))
-    given = {k: v for k, v in (("dim", args.dim), ("distance", args.distance)) if v is not None}
-    if not exists:
-        return Config(durability=args.durability, text_field=args.text_field, **given)
-    if not given and args.durability == "sync":
-        return None
-    stored = _stored_config(args.store) or {}
-    return Config.from_dict({**stored, "durability": args.durability, **given})
-
-
-def _stored_config(path: str) -> dict[str, Any] | None:
-    import cbor2
-    import lmdb
-
-    env = lmdb.open(path, readonly=True, lock=False, max_dbs=16, subdir=True)
-    try:
-        with env.begin() as txn:
-            meta = env.open_db(b"meta", txn=txn, create=False)
-            raw = txn.get(b"config", db=meta)
-            return None if raw is None else dict(cbor2.loads(raw))
-    except lmdb.NotFoundError:
-        return None
-    finally:
-        env.close()
+_emit, _json_default = emit, json_default
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ._store import VecStore
-    from .migration import MigrationConfig, migration_for
+    from ._cli_import import run_import
 
-    cfg = MigrationConfig(batch_size=args.batch_size, validate=not args.no_validate,
-                          resume_from=args.resume_from, partition=args.partition,
-                          id_prefix=args.id_prefix, restart=args.restart,
-                          text_field=args.text_field, vector_name=args.vector_name,
-                          reject_file=args.reject_file, message=args.message)
-    bar = _progress(args, f"import {os.path.basename(args.file)}")
-    mig = migration_for(args.format)(cfg).with_progress(bar)
-    if not os.path.isfile(args.file):  # before creating the store
-        from ._errors import MigrationError
-
-        raise MigrationError(f"source file not found or not a regular file: {args.file!r}")
-    interrupted = False
-    try:
-        with VecStore.open(args.store, _store_config(args)) as store:
-            try:
-                stats = mig.import_from_file(args.file, store)
-            except KeyboardInterrupt:
-                interrupted = True
-    finally:
-        bar.close()
-    stats = mig.stats
-    if stats is None:  # interrupted before the import started
-        raise KeyboardInterrupt
-    doc = stats.to_dict()
-    doc["interrupted"] = interrupted
-    if interrupted:
-        # what the store says (a batch in flight may have committed meanwhile)
-        with VecStore.open(args.store, read_only=True) as store:
-            prog = store._engine_checked().get_meta(stats.progress_key) or {}
-        doc["committed_offset"] = int(prog.get("offset", 0))
-        _emit(args, doc, [])
-        print(f"vecstore import: interrupted; the records before position "
-              f"{doc['committed_offset']} are committed. Run the same command again to "
-              "resume.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    lines = [stats.summary()]
-    for f in stats.failures[:10]:
-        lines.append(f"  rejected record {f.position} (id {f.id!r}): {f.reason}")
-    if stats.errors > 10:
-        lines.append(f"  ... {stats.errors - 10} more in {stats.reject_file}")
-    _emit(args, doc, lines)
-    return EXIT_PROBLEMS if stats.errors else EXIT_OK
+    return run_import(args)
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ._store import VecStore
-    from .migration import MigrationConfig, migration_for
+    from ._cli_import import run_export
 
-    cfg = MigrationConfig(partition=args.partition, text_field=args.text_field)
-    bar = _progress(args, f"export {os.path.basename(args.file)}")
-    try:
-        with VecStore.open(args.store, read_only=True) as store:
-            n = migration_for(args.format)(cfg).with_progress(bar).export_to_file(
-                store, args.file, version=args.version)
-            version = args.version if args.version is not None else store.version
-    finally:
-        bar.close()
-    doc = {"records": n, "file": os.path.abspath(args.file), "format": args.format,
-           "partition": args.partition or "default", "version": version}
-    _emit(args, doc, [f"exported {n} records (version {version}) to {args.file}"])
-    return EXIT_OK
+    return run_export(args)
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from ._cli_maint import run_optimize
+
+    return run_optimize(args)
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from ._cli_maint import run_compact
+
+    return run_compact(args)
 
 
 # -- reading and maintenance ------------------------------------------------------------
@@ -316,28 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func, quiet=False)
         return p
 
-    p = cmd("import", _import, "import an export file into a store (resumable)")
-    p.add_argument("format", choices=FORMATS)
-    p.add_argument("file")
-    p.add_argument("store")
-    p.add_argument("--batch-size", type=_positive, default=1000)
-    p.add_argument("--no-validate", action="store_true",
-                   help="trust the input: a bad record stops the import instead of being "
-                        "rejected alone")
-    p.add_argument("--resume-from", type=_nonneg, metavar="N",
-                   help="start at record position N, whatever was recorded")
-    p.add_argument("--restart", action="store_true",
-                   help="forget an earlier run of this import (also after the file changed)")
-    p.add_argument("--partition")
-    p.add_argument("--id-prefix", default="")
-    p.add_argument("--vector-name", help="which named vector to import (qdrant, weaviate)")
-    p.add_argument("--text-field", help="chroma documents go to metadata[TEXT_FIELD]")
-    p.add_argument("--reject-file")
-    p.add_argument("--message", help="version message of each batch")
-    p.add_argument("--dim", type=_positive, help="dimension (new stores, or checked)")
-    p.add_argument("--distance", choices=("cosine", "euclidean", "dot"))
-    p.add_argument("--durability", choices=("sync", "relaxed"), default="sync")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    from ._cli_import import add_import_arguments
+
+    p = cmd("import", _import, "import an export file into a store (resumable), then index it")
+    add_import_arguments(p, FORMATS, _positive, _nonneg)
 
     p = cmd("export", _export, "write a store's records to an export file")
     p.add_argument("format", choices=FORMATS)
@@ -374,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("check", _check, "verify a store's integrity (changes nothing)")
     p.add_argument("store")
+
+    p = cmd("optimize", _optimize, "index everything pending: one HNSW segment per partition")
+    p.add_argument("store")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+
+    p = cmd("compact", _compact,
+            "reclaim space held by rows no retained version sees (rebuilds segments)")
+    p.add_argument("store")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     return parser
 
 

@@ -17,9 +17,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 Progress = Callable[[int, int], Any]
+T = TypeVar("T")
 
 #: How often the progress callback is called while indexing (seconds).
 INTERVAL = 0.25
@@ -73,35 +74,44 @@ class Watch:
         return self._best
 
 
-def index_store(store: Any, progress: Progress | None = None,
-                interval: float = INTERVAL) -> IndexResult:
-    """``store.optimize()`` on a sync store (root, writable), calling
-    ``progress(done, total)`` (vectors) meanwhile.  With a callback the
-    optimize runs in a helper thread and this one reports, so that Ctrl-C
-    and an exception from the callback stop the waiting at once (the
-    indexing then goes on until the store is closed, which cancels it)."""
-    watch = Watch(store._engine_checked())
-    t0 = time.perf_counter()
-    if progress is None:
-        store.optimize()
-        return IndexResult(watch.total, time.perf_counter() - t0)
+def run_watched(call: Callable[[], T], poll: Callable[[], tuple[int, int]],
+                progress: Progress, interval: float = INTERVAL) -> T:
+    """``call()`` in a helper thread while this one calls
+    ``progress(*poll())`` every ``interval`` seconds, so that Ctrl-C and an
+    exception from the callback stop the waiting at once (the work itself
+    goes on until the store is closed, which cancels it)."""
+    result: list[T] = []
     error: list[BaseException] = []
     finished = threading.Event()
 
     def target() -> None:
         try:
-            store.optimize()
+            result.append(call())
         except BaseException as exc:  # raised in the calling thread
             error.append(exc)
         finally:
             finished.set()
 
-    threading.Thread(target=target, name="vecstore-index", daemon=True).start()
-    progress(0, watch.total)
+    threading.Thread(target=target, name="vecstore-maintenance", daemon=True).start()
     while not finished.wait(interval):
-        progress(watch.done(), watch.total)
+        progress(*poll())
     if error:
         raise error[0]
+    return result[0]
+
+
+def index_store(store: Any, progress: Progress | None = None,
+                interval: float = INTERVAL) -> IndexResult:
+    """``store.optimize()`` on a sync store (root, writable), calling
+    ``progress(done, total)`` (vectors) meanwhile: ``(0, N)`` first and
+    ``(N, N)`` last, nothing when there was nothing to index."""
+    watch = Watch(store._engine_checked())
+    t0 = time.perf_counter()
+    if progress is None or not watch.total:
+        store.optimize()
+        return IndexResult(watch.total, time.perf_counter() - t0)
+    progress(0, watch.total)
+    run_watched(store.optimize, lambda: (watch.done(), watch.total), progress, interval)
     progress(watch.total, watch.total)
     return IndexResult(watch.total, time.perf_counter() - t0)
 
@@ -113,7 +123,7 @@ async def index_store_async(store: Any, progress: Progress | None = None,
 
     watch = Watch(store._eng())
     t0 = time.perf_counter()
-    if progress is None:
+    if progress is None or not watch.total:
         await store.optimize()
         return IndexResult(watch.total, time.perf_counter() - t0)
     error: list[BaseException] = []
@@ -140,3 +150,29 @@ async def index_store_async(store: Any, progress: Progress | None = None,
         raise error[0]
     progress(watch.total, watch.total)
     return IndexResult(watch.total, time.perf_counter() - t0)
+
+
+class JobWatch:
+    """Progress of the segment jobs that run meanwhile (``compact()``'s
+    rebuilds): the rows of every job seen so far, and how many of them are
+    in their new index (all of them once the job is gone)."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self._seen: dict[int, tuple[Any, int]] = {}
+
+    def poll(self) -> tuple[int, int]:
+        """``(done, total)`` rows."""
+        running: set[int] = set()
+        try:
+            parts = list(self._engine.parts.values())
+        except RuntimeError:
+            parts = []
+        for pm in parts:
+            job = pm.job
+            if job is not None:
+                running.add(job.seg_id)
+                self._seen.setdefault(job.seg_id, (job, len(job.rowids)))
+        done = sum(min(int(getattr(job, "indexed", 0)), n) if seg in running else n
+                   for seg, (job, n) in self._seen.items())
+        return done, sum(n for _job, n in self._seen.values())
