@@ -87,8 +87,8 @@ QDRANT = [
     ({"min_should": {"conditions": [cond("city", match={"value": "NYC"}),
                                     cond("n", range={"lt": 3}),
                                     cond("tags", match={"value": "a"})], "min_count": 2}},
-     "(ANY(city = 'NYC') AND ANY(n < 3)) OR (ANY(city = 'NYC') AND ANY(tags = 'a')) "
-     "OR (ANY(n < 3) AND ANY(tags = 'a'))"),
+     ("(ANY(city = 'NYC') AND ANY(n < 3)) OR (ANY(city = 'NYC') AND ANY(tags = 'a')) "
+      "OR (ANY(n < 3) AND ANY(tags = 'a'))")),
     (cond("city", match={"value": "LA"}), "ANY(city = 'LA')"),
     ({"has_id": [5, "r6"]}, "HAS_ID('5', 'r6')"),
 ]

@@ -106,6 +106,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._errors import FilterError
+from ._filter_any import AnyElem
 from ._filter_ast import (
     And,
     Compare,
@@ -120,14 +121,13 @@ from ._filter_ast import (
     evaluate,
     format_node,
 )
-from ._filter_any import AnyElem
 from ._filter_dict import parse_dict, to_dict
 from ._filter_ids import HasId, id_matcher, uses_ids
-from ._filter_qdrant import looks_like_qdrant, parse_qdrant
-from ._filter_weaviate import looks_like_weaviate, parse_weaviate
 from ._filter_lex import MAX_LENGTH
 from ._filter_parse import parse_string
+from ._filter_qdrant import looks_like_qdrant, parse_qdrant
 from ._filter_values import MAX_DEPTH, Scalar
+from ._filter_weaviate import looks_like_weaviate, parse_weaviate
 
 __all__ = [
     "MAX_DEPTH",

@@ -125,7 +125,7 @@ class _Parser:
         if tok.value.upper() == "HAS_ID":
             ids = self.value_list("HAS_ID")
             try:
-                return HasId(ids)
+                return HasId(ids)  # type: ignore[arg-type]  # ids are checked
             except FilterError as e:
                 raise self.error(tok.pos, str(e)) from None
         if depth >= MAX_DEPTH:

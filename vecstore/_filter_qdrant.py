@@ -167,7 +167,7 @@ def _min_should(value: Any, kp: str, depth: int) -> Node | None:
 def key_path(key: Any, kp: str) -> tuple[str, ...]:
     if not isinstance(key, str) or not key:
         raise _error(kp, f"key must be a non-empty str, got {key!r}")
-    name = key[:-2] if key.endswith("[]") else key
+    name = key.removesuffix("[]")
     if "[" in name or "]" in name:
         raise _error(kp, f"key {key!r}: array paths such as 'a[].b' are not supported "
                          "(a trailing [] is: 'tags[]' is the field tags)")

@@ -40,7 +40,7 @@ from ._filter_ast import And, Compare, Contains, InList, IsNull, Node, Not, Or, 
 from ._filter_dict import _child, _error
 from ._filter_values import MAX_DEPTH, Scalar, check_literal
 
-_TYPES = {"Text": str, "String": str, "Date": str, "Int": int, "Number": (int, float),
+_TYPES: dict[str, Any] = {"Text": str, "String": str, "Date": str, "Int": int, "Number": (int, float),
           "Boolean": bool}
 SCALAR_KEYS = {f"value{t}": t for t in _TYPES}
 ARRAY_KEYS = {f"value{t}Array": t for t in _TYPES}
