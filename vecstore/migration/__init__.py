@@ -7,6 +7,11 @@ stats = m.import_from_file("points.jsonl", store)       # resumable, exactly onc
 m.export_to_file(store, "points-out.jsonl")
 ```
 
+With ``validate=True`` a bad record (even a line that is not JSON) is
+rejected alone and listed; a complete import ends by indexing the store
+(``MigrationConfig(index=False)`` skips that: call ``store.optimize()``
+later).
+
 See ``docs/migration.md``.  The streaming readers and writers live in
 :mod:`vecstore.migration._formats`.
 """
