@@ -279,7 +279,7 @@ class PathCounter:
         self._orig: dict[str, Any] = {}
 
     def __enter__(self) -> Self:
-        from vecstore import _segment
+        from vecstore._segments import segment as _segment
 
         cls = _segment.SealedSegment
         self._orig = {"exact": cls.exact, "_knn": cls._knn}
@@ -299,7 +299,7 @@ class PathCounter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from vecstore import _segment
+        from vecstore._segments import segment as _segment
 
         _segment.SealedSegment.exact = self._orig["exact"]  # type: ignore[method-assign]
         _segment.SealedSegment._knn = self._orig["_knn"]  # type: ignore[method-assign]

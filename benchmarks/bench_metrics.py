@@ -35,7 +35,7 @@ from _common import (
     write_json,
 )
 from vecstore import Config, VecStore
-from vecstore._metrics import NullRecorder
+from vecstore._metrics.recorder import NullRecorder
 
 K, M, EF_CONSTRUCTION, EF_SEARCH = 10, 16, 200, 64
 GOAL = 0.97

@@ -124,8 +124,8 @@ def check_store(store: Any, *, files: bool = True) -> list[str]:
 
 
 def _check(store: Any, files: bool) -> list[str]:
-    from vecstore._records import Reader
-    from vecstore._segment import visible
+    from vecstore._storage.records import Reader
+    from vecstore._segments.segment import visible
 
     problems: list[str] = []
     eng = store._engine

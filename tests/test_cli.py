@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vecstore import Config, VecStore
-from vecstore._cli_progress import PhaseBar, Progress
+from vecstore.cli.progress import PhaseBar, Progress
 
 ROOT = Path(__file__).resolve().parent.parent
 DIM = 8

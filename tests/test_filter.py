@@ -1,4 +1,4 @@
-"""Tests of vecstore._filter: parsing, semantics, printing, errors, fuzzing."""
+"""Tests of vecstore._filter.core: parsing, semantics, printing, errors, fuzzing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vecstore._errors import FilterError, VecStoreError
-from vecstore._filter import (
+from vecstore._filter.core import (
     MAX_DEPTH,
     And,
     Compare,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from vecstore import Config, VecStore
 from vecstore._errors import FilterError
-from vecstore._filter import Filter, parse_filter
+from vecstore._filter.core import Filter, parse_filter
 
 V = [1.0, 0.0, 0.5, 0.25]
 

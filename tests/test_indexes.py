@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vecstore import Config, Query, VecStore
-from vecstore._filter import parse_filter
+from vecstore._filter.core import parse_filter
 
 ROOT = Path(__file__).resolve().parent.parent
 DIM = 16

@@ -17,7 +17,7 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from vecstore import AsyncVecStore, Config, Histogram, Metrics, VecStore, VersionNotRetainedError
-from vecstore._metrics import SECONDS_BOUNDS, STRATEGIES, NullRecorder, Recorder
+from vecstore._metrics.recorder import SECONDS_BOUNDS, STRATEGIES, NullRecorder, Recorder
 from vecstore.migration import MigrationConfig, QdrantMigration
 
 DIM = 8

@@ -265,7 +265,7 @@ def test_reopen_keeps_everything(tmp_path: Path) -> None:
 
 
 def test_lmdb_map_grows_by_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import vecstore._storage as storage
+    import vecstore._storage.env as storage
 
     monkeypatch.setattr(storage, "INITIAL_MAP_SIZE", 1 << 20)  # 1 MiB to start with
     rng = np.random.default_rng(0)

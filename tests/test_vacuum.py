@@ -11,7 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from vecstore import Config, VecStore, _vacuum
+from vecstore import Config, VecStore
+
+from vecstore._storage import vacuum as _vacuum
 
 DIM = 64
 N = 1500
@@ -110,7 +112,8 @@ def test_kill_during_the_rewrite_loses_nothing(tmp_path):
     rng = random.Random(11)
     child = textwrap.dedent("""
         import sys
-        from vecstore import VecStore, _vacuum
+        from vecstore import VecStore
+        from vecstore._storage import vacuum as _vacuum
         _vacuum.MIN_BYTES = 0
         print("go", flush=True)
         VecStore.open(sys.argv[1]).close()

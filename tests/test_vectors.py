@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from vecstore import Config, VecStore
-from vecstore._segment import prepare
-from vecstore._storage import Storage
+from vecstore._segments.segment import prepare
+from vecstore._storage.env import Storage
 from vecstore._types import Distance
-from vecstore._vectors import VectorTable, decode_block, rows_per_block
+from vecstore._storage.vectors import VectorTable, decode_block, rows_per_block
 
 DIM = 16
 
@@ -77,7 +77,7 @@ def test_pack_get_many_remove(tmp_path):
 
 
 def test_blocks_only_where_they_beat_one_value_per_row():
-    from vecstore._vectors import worth_a_block
+    from vecstore._storage.vectors import worth_a_block
 
     assert worth_a_block(rows_per_block(384), 384)  # 2 per page: 24% lost
     assert not worth_a_block(1, 384)
@@ -93,7 +93,7 @@ def test_blocks_fill_their_pages():
 
 def test_block_size_mismatch_is_corruption():
     from vecstore import CorruptionError
-    from vecstore._vectors import encode_block
+    from vecstore._storage.vectors import encode_block
 
     raw = encode_block(np.arange(3, dtype=np.int64), np.zeros((3, 4), np.float32))
     assert decode_block(raw)[1].shape == (3, 4)
@@ -213,7 +213,7 @@ def test_check_reports_damaged_vector_blocks(tmp_path):
 
 
 def test_graph_files_load_without_memfd(tmp_path, monkeypatch):
-    import vecstore._hnswfile as hf
+    import vecstore._index.hnswfile as hf
 
     path = str(tmp_path / "s")
     s, x = _fill(path, n=1200, seal=400, dim=32)

@@ -6,14 +6,14 @@
 ...     store.query([0.1, 0.2, 0.3], k=5)
 """
 
-from ._async import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
+from ._api.aio import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
-from ._metrics import Histogram, Metrics
-from ._partitioned import AsyncPartitionedStore, PartitionedStore
-from ._plan import QueryPlan
-from ._snapshot import Snapshot
-from ._store import PartitionView, VecStore, VersionedStore
+from ._metrics.recorder import Histogram, Metrics
+from ._api.partitioned import AsyncPartitionedStore, PartitionedStore
+from ._query.plan import QueryPlan
+from ._query.snapshot import Snapshot
+from ._api.sync import PartitionView, VecStore, VersionedStore
 from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
 
 __version__ = "0.1.0"

@@ -28,9 +28,9 @@ import cbor2
 import numpy as np
 
 from .._errors import MigrationError, VecStoreError
-from .._ops import Upsert
-from .._records import lookup
-from .._storage import k64
+from .._engine.ops import Upsert
+from .._storage.records import lookup
+from .._storage.env import k64
 from .._types import Distance
 from .._validate import (
     MAX_METADATA_BYTES,
@@ -44,7 +44,7 @@ from ._config import Failure
 from ._readers import SourceRecord
 
 if TYPE_CHECKING:
-    from .._engine import Engine
+    from .._engine.engine import Engine
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .._snapshot import Snapshot
+from .._query.snapshot import Snapshot
 from ._writers import write_export
 
 _U64 = (1 << 64) - 1

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from .._ops import PutMeta, WriteRequest
+from .._engine.ops import PutMeta, WriteRequest
 from ._batch import Batch, BatchMaker
 from ._config import MigrationConfig, MigrationStats
 from ._formats import estimate_total, open_reader, source_info
@@ -33,7 +33,7 @@ from ._progress import (
 from ._subreader import open_reader_subprocess, parallel_worthwhile
 
 if TYPE_CHECKING:
-    from .._engine import Engine
+    from .._engine.engine import Engine
 
 Progress = Callable[[int, int], Any]
 

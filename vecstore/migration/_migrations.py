@@ -19,8 +19,8 @@ __all__ = ["ChromaMigration", "Migration", "PineconeMigration", "QdrantMigration
 
 def _target(store: Any, cfg: MigrationConfig, want_async: bool) -> tuple[Any, str]:
     """(root store, partition) of a store or partition view."""
-    from .._async import AsyncPartitionView, AsyncVecStore
-    from .._store import PartitionView, VecStore
+    from .._api.aio import AsyncPartitionView, AsyncVecStore
+    from .._api.sync import PartitionView, VecStore
 
     sync_types = (VecStore, PartitionView)
     async_types = (AsyncVecStore, AsyncPartitionView)
@@ -145,7 +145,7 @@ class Migration:
                                    version: int | None = None) -> int:
         import trio
 
-        from .._async import AsyncPartitionView, AsyncVecStore
+        from .._api.aio import AsyncPartitionView, AsyncVecStore
 
         if not isinstance(store, (AsyncVecStore, AsyncPartitionView)):
             raise TypeError("export_to_file_async needs an AsyncVecStore (or a partition view "
@@ -166,14 +166,14 @@ class Migration:
         return store
 
     def _text_field(self, view: Any) -> str:
-        from .._async import AsyncVecStore
+        from .._api.aio import AsyncVecStore
 
         root = view._store
         eng = root._eng() if isinstance(root, AsyncVecStore) else root._engine_checked()
         return self.config.text_field or eng.config.text_field or "document"
 
     def _snapshot(self, store: Any, version: int | None) -> tuple[Any, str]:
-        from .._store import PartitionView, VecStore
+        from .._api.sync import PartitionView, VecStore
 
         if not isinstance(store, (VecStore, PartitionView)):
             raise TypeError("export_to_file needs a VecStore (or a partition view of one); "

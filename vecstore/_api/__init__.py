@@ -1,0 +1,1 @@
+"""_api layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""_engine layer (see docs/architecture.md)."""

@@ -1,0 +1,214 @@
+"""Segment jobs, the engine's half: planning seals and merges, publishing
+a built segment (manifest entry, packed vectors, WAL truncation), and
+keeping superseded segment files until no backup needs them.
+
+Mixed into :class:`vecstore._engine.Engine`; every method but
+``fetch_vectors``, ``hold_files`` and ``_remove_files`` runs on the writer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+import lmdb
+import numpy as np
+
+from .._index.hnswfile import GRAPH_FMT
+from .._metaindex.columns import concat_columns
+from .jobs import SegmentJob, remove_quietly, segment_file_name
+from .._storage.records import Reader
+from .._segments.segment import SealedSegment, prepare
+from .._storage.env import k64
+from .._storage.vectors import VectorTable
+
+if TYPE_CHECKING:
+    from wal import WriteAheadLog
+
+    from .._metaindex.indexing import IndexDef
+    from .._metrics.recorder import Recorder
+    from .state import PartMem, State
+    from .._storage.env import Storage
+    from .._types import Config, Distance
+
+MAX_SEGMENTS = 8  # more sealed segments than this in a partition triggers a merge
+
+
+class SegmentJobs:
+    storage: Storage
+    wal: WriteAheadLog
+    config: Config
+    distance: Distance
+    dim: int | None
+    parts: dict[str, PartMem]
+    by_pid: dict[int, PartMem]
+    indexes: dict[tuple[str, ...], IndexDef]
+    next_seg: int
+    last_seq: int
+    state: State
+    _holds: int
+    _deferred: list[str]
+    _files_lock: threading.Lock
+    metrics: Recorder
+
+    if TYPE_CHECKING:
+        def _make_state(self, changed: Any = None) -> State: ...
+
+    # -- segment jobs -------------------------------------------------------------
+
+    def plan_jobs(self, force: bool = False, threads: int = 1) -> list[SegmentJob]:
+        """Jobs to start now: seals of full growing segments and merges of
+        partitions with too many segments (``force``: seal and merge all)."""
+        jobs = []
+        for pm in self.parts.values():
+            if pm.job is not None:
+                continue
+            grow = pm.growing.n if pm.growing is not None else 0
+            if force:
+                if grow == 0 and len(pm.sealed) <= 1:
+                    continue
+                job = self._job(pm, pm.sealed, grow, threads)
+            elif grow >= self.config.seal_threshold:
+                job = self._job(pm, [], grow, threads)
+            elif len(pm.sealed) > MAX_SEGMENTS:
+                small = sorted(pm.sealed, key=lambda s: s.n)[: MAX_SEGMENTS // 2]
+                job = self._job(pm, small, 0, threads)
+            else:
+                continue
+            pm.job = job
+            jobs.append(job)
+        return jobs
+
+    def _job(self, pm: PartMem, sources: list[SealedSegment], count: int,
+             threads: int, floor: int | None = None) -> SegmentJob:
+        """A job over ``sources`` plus the growing prefix of ``count`` rows;
+        with ``floor``, rows no retained version can see (died <= floor)
+        are left out."""
+        seg_id = self.next_seg
+        self.next_seg += 1
+        g = pm.growing
+        parts_r = [s.rowids for s in sources]
+        parts_b = [s.born for s in sources]
+        if count:
+            assert g is not None
+            parts_r.append(g.rowids[:count].copy())
+            parts_b.append(g.born[:count].copy())
+        rowids = np.concatenate(parts_r)
+        born = np.concatenate(parts_b)
+        order = None
+        if len(parts_r) > 1 and (np.diff(rowids) < 0).any():
+            order = np.argsort(rowids, kind="stable")
+        if floor is not None:
+            died = np.concatenate([s.died for s in sources] +
+                                  ([g.died[:count]] if count and g is not None else []))
+            keep = np.flatnonzero(died > floor)
+            order = keep if order is None else order[np.isin(order, keep)]
+        if order is not None:
+            rowids, born = rowids[order], born[order]
+        cfg = self.config
+        return SegmentJob(
+            pm.pid, seg_id, list(sources), count,
+            g.vecs if (g is not None and count) else np.empty((0, self.dim or 1), np.float32),
+            rowids, born, order, self.storage.segment_path(segment_file_name(seg_id)),
+            self.distance, cfg.hnsw_m, cfg.ef_construction, threads, self.fetch_vectors,
+            cutoff=int(g.rowids[count - 1]) if (count and g is not None) else -1)
+
+    def fetch_vectors(self, pid: int, rowids: np.ndarray) -> np.ndarray:
+        """Rows' vectors as searched (any thread)."""
+        assert self.dim is not None
+        with self.storage.read() as txn:
+            return prepare(Reader(self.storage, txn).vectors(pid, rowids, self.dim),
+                           self.distance)
+
+    def finish_job(self, job: SegmentJob) -> None:
+        """Record a built segment in the manifest and publish it (writer only)."""
+        pm = self.by_pid[job.pid]
+        g = pm.growing
+        died_parts = [s.died for s in job.sources]
+        if job.count:
+            assert g is not None
+            died_parts.append(g.died[: job.count].copy())
+        died = np.concatenate(died_parts)
+        if job.order is not None:
+            died = died[job.order]
+        seg = SealedSegment(job.seg_id, pm.pid, job.index, job.rowids, job.born,
+                            died.copy(), os.path.basename(job.path))
+        for path in self.indexes:
+            cols = [s.cols[path] for s in job.sources]
+            if job.count:
+                assert g is not None
+                cols.append(g.cols[path].view().take(np.arange(job.count)))
+            col = concat_columns(cols)
+            seg.cols[path] = col if job.order is None else col.take(job.order)
+        entry = {"pid": pm.pid, "file": seg.file, "n": seg.n, "crc": job.crc,
+                 "upto": max(pm.upto, job.cutoff), "dim": self.dim, "m": job.m,
+                 "efc": job.ef_construction, "fmt": GRAPH_FMT}
+        cutoff = job.cutoff
+        new_adds = [a for a in pm.adds if a[1] > cutoff] if job.count else list(pm.adds)
+        old_first = {p.pid: p.first_growing_seq() for p in self.parts.values()}
+        old_first[pm.pid] = min((s for _a, _b, s in new_adds), default=None)
+        firsts = [s for s in old_first.values() if s is not None]
+        trunc = min(firsts) if firsts else self.last_seq + 1
+        st = self.storage
+
+        def body(txn: lmdb.Transaction) -> None:
+            key = k64(seg.seg_id)
+            if seg.n:
+                txn.put(key, cbor2.dumps(entry), db=st.db("segs"))
+                txn.put(key, seg.rowids.astype("<i8").tobytes() +
+                        seg.born.astype("<i8").tobytes(), db=st.db("segrows"))
+            if job.count:  # the sealed rows' vectors move into packed blocks
+                assert g is not None
+                VectorTable(st, txn, self.dim).pack(pm.pid, g.rowids[: job.count])
+            for src in job.sources:
+                txn.delete(k64(src.seg_id), db=st.db("segs"))
+                txn.delete(k64(src.seg_id), db=st.db("segrows"))
+            st.put_meta(txn, "next_seg", max(self.next_seg, seg.seg_id + 1))
+            st.put_meta(txn, f"upto:{pm.pid}", entry["upto"])
+            self.wal.truncate(trunc, txn=txn)
+
+        st.write(body)
+        ids = {s.seg_id for s in job.sources}
+        pm.sealed = [s for s in pm.sealed if s.seg_id not in ids] + ([seg] if seg.n else [])
+        pm.sealed.sort(key=lambda s: int(s.rowids[0]))
+        if job.count:
+            assert g is not None
+            pm.growing = g.tail_after(job.count)
+            pm.upto = max(pm.upto, cutoff)
+            pm.adds = new_adds
+        pm.job = None
+        self.state = self._make_state([pm.pid])
+        if seg.n:
+            self.metrics.segment_built("merge" if job.sources else "seal", seg.n, job.seconds)
+        self._remove_files([st.segment_path(src.file) for src in job.sources])
+
+    @contextmanager
+    def hold_files(self) -> Iterator[None]:
+        """Keep segment files on disk (e.g. while a backup copies them)."""
+        with self._files_lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._files_lock:
+                self._holds -= 1
+                todo = self._deferred if self._holds == 0 else []
+                if self._holds == 0:
+                    self._deferred = []
+            self._remove_files(todo)
+
+    def _remove_files(self, paths: list[str]) -> None:
+        with self._files_lock:
+            if self._holds:
+                self._deferred.extend(paths)
+                return
+        for path in paths:
+            remove_quietly(path)
+
+    def abandon_job(self, job: SegmentJob) -> None:
+        self.by_pid[job.pid].job = None
+        remove_quietly(job.path)

@@ -1,0 +1,1 @@
+"""_filter layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""_index layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""_metaindex layer (see docs/architecture.md)."""

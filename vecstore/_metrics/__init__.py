@@ -1,0 +1,1 @@
+"""_metrics layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""_query layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""_segments layer (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""_storage layer (see docs/architecture.md)."""

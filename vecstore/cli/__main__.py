@@ -1,0 +1,5 @@
+"""`python -m vecstore.cli`."""
+
+from .main import main
+
+raise SystemExit(main())
