@@ -290,9 +290,9 @@ class PathCounter:
             counts["exact"] += 1
             return orig_exact(seg, *a, **kw)
 
-        def knn(seg: Any, q: Any, kk: int, allow: Any = None) -> Any:
+        def knn(seg: Any, q: Any, k: int, ef: int, allow: Any = None, cap: Any = None) -> Any:
             counts["knn_filtered" if allow is not None else "knn"] += 1
-            return orig_knn(seg, q, kk, allow)
+            return orig_knn(seg, q, k, ef, allow, cap)
 
         cls.exact = exact  # type: ignore[method-assign,assignment]
         cls._knn = knn  # type: ignore[method-assign,assignment]

@@ -240,7 +240,7 @@ def test_every_element_gets_its_own_vector_back(tmp_path):
     s.close()
     s = VecStore.open(path)
     (seg,) = s._engine.parts["default"].sealed
-    stored = seg.index.get_items(np.arange(seg.n), return_type="numpy")
+    stored = seg.index.raw.get_items(np.arange(seg.n), return_type="numpy")
     want = prepare(x[seg.rowids], Distance.COSINE)  # rowid i holds x[i] here
     assert np.array_equal(stored, want)
     s.close()

@@ -48,7 +48,9 @@ class Config:
     disk (fsync); ``"relaxed"`` survives a process crash but may lose the
     last writes on power loss.  ``seal_threshold`` is how many rows a
     partition's growing (exactly searched) segment holds before it is sealed
-    into an HNSW segment in the background.
+    into an HNSW segment in the background.  ``index_kind`` names the ANN
+    index kind sealed segments are built with (``None``: the store's, or
+    ``"hnswlib"`` for a new store; see :mod:`vecstore._index`).
     """
 
     dim: int | None = None
@@ -59,6 +61,7 @@ class Config:
     durability: Durability = "sync"
     text_field: str | None = None
     seal_threshold: int = 10_000
+    index_kind: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distance", Distance.parse(self.distance))
@@ -70,6 +73,10 @@ class Config:
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
                 raise ConfigMismatchError(f"{name} must be a positive int, got {val!r}")
+        if self.index_kind is not None and (not isinstance(self.index_kind, str)
+                                            or not self.index_kind):
+            raise ConfigMismatchError(
+                f"index_kind must be a non-empty str or None, got {self.index_kind!r}")
         if self.durability not in ("sync", "relaxed"):
             raise ConfigMismatchError(
                 f"durability must be 'sync' or 'relaxed', got {self.durability!r}"

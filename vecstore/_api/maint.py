@@ -10,7 +10,7 @@ import cbor2
 import lmdb
 
 from .._engine.engine import Engine
-from .._engine.jobs import fsync_path
+from .._storage.files import fsync_path
 from .._query.snapshot import DEFAULT
 from .._engine.state import State
 from .._types import Stats

@@ -8,6 +8,7 @@ immutable :class:`State` swapped atomically after each change.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -22,9 +23,9 @@ from wal import CorruptEntryError, WriteAheadLog
 
 from .compact import plan as compact_plan
 from .._errors import ConfigMismatchError, CorruptionError, VecStoreError
-from .._index.hnswfile import GRAPH_FMT
 from .._metaindex.columns import ColumnBuilder, encode_values, lookup_path
 from .._metaindex.indexing import IndexDef, attach_columns, load_defs
+from .._index import DEFAULT_KIND, entry_params, kind_named
 from .jobs import SegmentJob, write_index_file
 from .recovery import load
 from .._storage.memory import release_after_load
@@ -43,6 +44,12 @@ log = logging.getLogger("vecstore")
 
 class Engine(SegmentJobs):
     def __init__(self, path: str, config: Config | None, *, read_only: bool) -> None:
+        if config is not None and config.index_kind is not None:
+            try:
+                kind_named(config.index_kind)
+            except CorruptionError:
+                raise ConfigMismatchError(
+                    f"unknown index kind {config.index_kind!r} in Config.index_kind") from None
         durability = config.durability if config is not None else stored_durability(path)
         self.storage = Storage(path, read_only=read_only, sync=durability == "sync")
         try:
@@ -77,6 +84,7 @@ class Engine(SegmentJobs):
                 stored = Config().to_dict()
             else:
                 stored = (given or Config()).to_dict()
+                stored["index_kind"] = stored.get("index_kind") or DEFAULT_KIND
 
                 def init(txn: lmdb.Transaction) -> None:
                     st.put_meta(txn, "config", stored)
@@ -93,10 +101,19 @@ class Engine(SegmentJobs):
                 raise ConfigMismatchError(
                     f"store {st.path!r} uses distance {Distance.parse(base.distance).value!r}; "
                     f"opened with {Distance.parse(given.distance).value!r}")
+            stored_kind = stored.get("index_kind") or DEFAULT_KIND
+            if given.index_kind is not None and given.index_kind != stored_kind:
+                raise ConfigMismatchError(
+                    f"store {st.path!r} builds {stored_kind!r} indexes; opened with "
+                    f"index_kind={given.index_kind!r} (open it with index_kind=None to use "
+                    f"the stored kind)")
             runtime = given.to_dict()
             runtime["dim"] = base.dim if base.dim is not None else given.dim
+            runtime["index_kind"] = stored_kind
             base = Config.from_dict(runtime)
         self.stored_config = dict(stored)
+        if base.index_kind is None:  # stores from before index kinds
+            base = dataclasses.replace(base, index_kind=DEFAULT_KIND)
         self.config = base
         self.distance = Distance.parse(base.distance)
         self.dim: int | None = base.dim if stored.get("dim") is not None else None
@@ -140,7 +157,7 @@ class Engine(SegmentJobs):
     def _save_repairs(self, repaired: list[tuple[int, dict[str, Any], Any]]) -> None:
         st = self.storage
         for seg_id, entry, index in repaired:
-            entry = dict(entry, fmt=GRAPH_FMT)
+            entry = dict(entry, kind=index.kind, params=entry_params(entry), **index.manifest())
             entry["crc"] = write_index_file(index, st.segment_path(entry["file"]))
             st.write(lambda txn, e=entry, s=seg_id: txn.put(k64(s), cbor2.dumps(e),
                                                              db=st.db("segs")))

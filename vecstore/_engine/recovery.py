@@ -25,20 +25,12 @@ import lmdb
 import numpy as np
 
 from .._errors import CorruptionError
-from .._index.hnswfile import GRAPH_FMT, load_graph
-from .jobs import file_crc
+from .._index import AnnIndex, entry_kind, entry_params, kind_named
 from .._storage.records import Reader
-from .._segments.segment import (
-    INF,
-    SPACES,
-    GrowingSegment,
-    SealedSegment,
-    build_index,
-    load_index,
-    prepare,
-)
+from .._segments.segment import INF, GrowingSegment, SealedSegment, prepare
 from .state import PartMem
 from .._storage.env import u64
+from .._storage.files import file_crc
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -49,7 +41,7 @@ log = logging.getLogger("vecstore")
 @dataclass
 class Loaded:
     parts: dict[str, PartMem]
-    repaired: list[tuple[int, dict[str, Any], Any]] = field(default_factory=list)
+    repaired: list[tuple[int, dict[str, Any], AnnIndex]] = field(default_factory=list)
     last_seq: int = 0
     vectors_read: int = 0  # sealed rows whose vectors were read back from LMDB
 
@@ -78,24 +70,34 @@ def died_for(rowids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarr
 
 
 def open_index(engine: Engine, entry: Mapping[str, Any], reader: Reader, rowids: np.ndarray
-               ) -> Any | None:
-    """Load a segment file if it is intact, else None.  A graph-only file
-    gets its vectors from LMDB, a chunk at a time."""
+               ) -> AnnIndex | None:
+    """Load a segment file through its kind if it is intact, else None.  A
+    kind that keeps no vectors in its file gets them from LMDB, a chunk at a
+    time."""
     path = engine.storage.segment_path(entry["file"])
     try:
+        kind = kind_named(entry_kind(entry))
         if file_crc(path) != entry["crc"]:
             log.warning("segment file %s fails its checksum; rebuilding it from LMDB", path)
             return None
-        if entry.get("fmt") == GRAPH_FMT:
-            def fetch(labels: np.ndarray) -> np.ndarray:
-                return prepare(reader.vectors(entry["pid"], rowids[labels], entry["dim"]),
-                               engine.distance)
 
-            return load_graph(path, SPACES[engine.distance], fetch, entry["n"], entry["dim"])
-        return load_index(path, engine.distance, entry["dim"], entry["n"])
+        def fetch(labels: np.ndarray) -> np.ndarray:
+            return prepare(reader.vectors(entry["pid"], rowids[labels], entry["dim"]),
+                           engine.distance)
+
+        return kind.load(path, engine.distance, entry["dim"], entry["n"], entry, fetch)
     except (OSError, RuntimeError, CorruptionError) as exc:
         log.warning("segment file %s unreadable (%s); rebuilding it from LMDB", path, exc)
         return None
+
+
+def rebuild_index(engine: Engine, seg_id: int, entry: Mapping[str, Any], vecs: np.ndarray
+                  ) -> AnnIndex:
+    """A segment's index built again from its (prepared) vectors, with the
+    kind and parameters its manifest entry records."""
+    kind = kind_named(entry_kind(entry))
+    return kind.build(vecs, engine.distance, entry_params(entry), os.cpu_count() or 1,
+                      seed=seg_id & 0x7FFFFFFF)
 
 
 def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loaded:
@@ -122,8 +124,7 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
             index = open_index(engine, entry, reader, rowids)
         if index is None:
             vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]), engine.distance)
-            index = build_index(vecs, engine.distance, entry["m"], entry["efc"],
-                                 os.cpu_count() or 1, seed=seg_id & 0x7FFFFFFF)
+            index = rebuild_index(engine, seg_id, entry, vecs)
             out.repaired.append((seg_id, entry, index))
         pm = by_pid[entry["pid"]]
         pm.sealed.append(SealedSegment(seg_id, pm.pid, index, rowids, born,

@@ -18,9 +18,10 @@ import cbor2
 import lmdb
 import numpy as np
 
-from .._index.hnswfile import GRAPH_FMT
+from .._index import kind_named
 from .._metaindex.columns import concat_columns
-from .jobs import SegmentJob, remove_quietly, segment_file_name
+from .._storage.files import remove_quietly
+from .jobs import SegmentJob, segment_file_name
 from .._storage.records import Reader
 from .._segments.segment import SealedSegment, prepare
 from .._storage.env import k64
@@ -109,12 +110,12 @@ class SegmentJobs:
             order = keep if order is None else order[np.isin(order, keep)]
         if order is not None:
             rowids, born = rowids[order], born[order]
-        cfg = self.config
+        kind = kind_named(self.config.index_kind)
         return SegmentJob(
             pm.pid, seg_id, list(sources), count,
             g.vecs if (g is not None and count) else np.empty((0, self.dim or 1), np.float32),
             rowids, born, order, self.storage.segment_path(segment_file_name(seg_id)),
-            self.distance, cfg.hnsw_m, cfg.ef_construction, threads, self.fetch_vectors,
+            self.distance, kind, kind.params(self.config), threads, self.fetch_vectors,
             cutoff=int(g.rowids[count - 1]) if (count and g is not None) else -1)
 
     def fetch_vectors(self, pid: int, rowids: np.ndarray) -> np.ndarray:
@@ -145,8 +146,9 @@ class SegmentJobs:
             col = concat_columns(cols)
             seg.cols[path] = col if job.order is None else col.take(job.order)
         entry = {"pid": pm.pid, "file": seg.file, "n": seg.n, "crc": job.crc,
-                 "upto": max(pm.upto, job.cutoff), "dim": self.dim, "m": job.m,
-                 "efc": job.ef_construction, "fmt": GRAPH_FMT}
+                 "upto": max(pm.upto, job.cutoff), "dim": self.dim, "kind": job.kind.name,
+                 "params": job.params,
+                 **(job.index.manifest() if job.index is not None else {})}
         cutoff = job.cutoff
         new_adds = [a for a in pm.adds if a[1] > cutoff] if job.count else list(pm.adds)
         old_first = {p.pid: p.first_growing_seq() for p in self.parts.values()}

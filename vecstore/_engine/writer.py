@@ -28,7 +28,7 @@ from .engine import Engine
 from .._errors import StoreClosedError
 from .jobs import SegmentJob
 from .ops import WriteRequest
-from .._segments.segment import BuildCancelled
+from .._index import BuildCancelled
 
 log = logging.getLogger("vecstore")
 T = TypeVar("T")

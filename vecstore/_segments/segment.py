@@ -1,8 +1,9 @@
 """Segments: the in-memory search structures of one partition.
 
 A *growing* segment holds the newest rows in plain numpy arrays and is
-searched exactly.  A *sealed* segment is an immutable hnswlib index built in
-a worker thread and saved to its own file.  Both carry three int64 columns
+searched exactly.  A *sealed* segment is an immutable ANN index (of a kind
+registered in :mod:`vecstore._index`) built in a worker thread and saved to
+its own file.  Both carry three int64 columns
 aligned with their positions: ``rowids`` (ascending), ``born`` and ``died``
 (versions).  A row is visible at version ``s`` iff ``born <= s < died``.
 
@@ -15,18 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import hnswlib
 import numpy as np
 
+from .._index import AnnIndex
 from .._metaindex.columns import Column, ColumnBuilder
 from .._types import Distance
 
 INF = np.iinfo(np.int64).max
-# Cosine rows and queries are normalised by us (``prepare``), so hnswlib
-# stores exactly what LMDB's vectors prepare to (see ``_hnswfile``).
-SPACES = {Distance.COSINE: "ip", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2"}
 # Below this many eligible rows a segment is scanned exactly.
 EXACT_BELOW = 1000
 # Over-fetching more than this share of a segment makes an exact scan cheaper.
@@ -217,12 +214,12 @@ class GrowingSegment:
 
 
 class SealedSegment:
-    """An immutable hnswlib index plus its row columns (``died`` aside)."""
+    """An immutable ANN index plus its row columns (``died`` aside)."""
 
     __slots__ = ("seg_id", "pid", "index", "rowids", "born", "died", "n", "n_dead", "file",
                  "cols")
 
-    def __init__(self, seg_id: int, pid: int, index: Any, rowids: np.ndarray,
+    def __init__(self, seg_id: int, pid: int, index: AnnIndex, rowids: np.ndarray,
                  born: np.ndarray, died: np.ndarray, file: str) -> None:
         self.seg_id = seg_id
         self.pid = pid
@@ -257,13 +254,9 @@ class SealedSegment:
         best = top_k(dist, k)
         return dist[best], self.rowids[pos[best]]
 
-    def _knn(self, q: np.ndarray, kk: int, allow: Any = None
-             ) -> tuple[np.ndarray, np.ndarray] | None:
-        try:
-            labels, dist = self.index.knn_query(q, k=kk, num_threads=1, filter=allow)
-        except RuntimeError:  # hnswlib could not find kk results
-            return None
-        return labels[0].astype(np.int64), dist[0]
+    def _knn(self, q: np.ndarray, k: int, ef: int, allow: np.ndarray | None = None,
+             cap: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.index.search(q, k, ef, allow, cap)
 
     def search(self, q: np.ndarray, k: int, ef: int, version: int, distance: Distance,
                fetch: Fetch, mask: np.ndarray | None = None, force_exact: bool = False) -> Hits:
@@ -271,7 +264,7 @@ class SealedSegment:
         n = self.n
         inv = self.invisible_upper(version)
         if mask is None and inv == 0 and not force_exact:
-            got = self._knn(q, min(n, max(k, ef)))
+            got = self._knn(q, k, ef)
             if got is not None:
                 labels, dist = got
                 return dist[:k], self.rowids[labels[:k]]
@@ -285,7 +278,7 @@ class SealedSegment:
             # Over-fetch by the eligible share, OVERFETCH_FACTOR over.
             kk = max(int(OVERFETCH_FACTOR * (k * n / m * 1.5 + k)), ef + 2 * k)
             while kk <= max(n * OVERFETCH_LIMIT, 2 * ef):
-                got = self._knn(q, min(n, kk))
+                got = self._knn(q, kk, ef)
                 if got is None:
                     break
                 labels, dist = got
@@ -296,53 +289,12 @@ class SealedSegment:
                 if kk >= n:
                     break
                 kk *= 4
-        # A filtered graph walk: hnswlib skips ineligible labels as it goes.
-        got = self._knn(q, min(m, max(k, ef)), allow=lambda label: elig[label])
+        # A filtered walk: the index skips ineligible labels as it goes.
+        got = self._knn(q, k, ef, allow=elig, cap=m)
         if got is not None:
             labels, dist = got
             return dist[:k], self.rowids[labels[:k]]
         return self.exact(q, k, distance, elig, fetch)
-
-
-class BuildCancelled(Exception):
-    """A segment build was stopped because the store is closing."""
-
-
-def build_index(vecs: np.ndarray, distance: Distance, m: int, ef_construction: int,
-                threads: int, seed: int = 100,
-                cancelled: Callable[[], bool] | None = None,
-                progress: Callable[[int], None] | None = None) -> Any:
-    """Build an hnswlib index over ``vecs`` (labels = positions), in chunks
-    so that ``cancelled()`` is checked every few thousand rows (and
-    ``progress(rows added so far)`` called after each chunk)."""
-    n, dim = vecs.shape
-    index = hnswlib.Index(space=SPACES[distance], dim=dim)
-    index.init_index(max_elements=max(n, 1), M=m, ef_construction=ef_construction,
-                     random_seed=seed)
-    add_in_chunks(index, vecs, 0, threads, cancelled, progress=progress)
-    return index
-
-
-def add_in_chunks(index: Any, vecs: np.ndarray, first_label: int, threads: int,
-                  cancelled: Callable[[], bool] | None = None, step: int = 4096,
-                  progress: Callable[[int], None] | None = None) -> None:
-    """``add_items`` with labels ``first_label...``, checking ``cancelled``
-    before each chunk and calling ``progress(rows added)`` after it."""
-    for start in range(0, vecs.shape[0], step):
-        if cancelled is not None and cancelled():
-            raise BuildCancelled()
-        stop = min(vecs.shape[0], start + step)
-        index.add_items(vecs[start:stop],
-                        np.arange(first_label + start, first_label + stop, dtype=np.int64),
-                        num_threads=threads)
-        if progress is not None:
-            progress(stop)
-
-
-def load_index(path: str, distance: Distance, dim: int, n: int) -> Any:
-    index = hnswlib.Index(space=SPACES[distance], dim=dim)
-    index.load_index(path, max_elements=max(n, 1))
-    return index
 
 
 def merge_hits(parts: list[Hits], k: int) -> Hits:

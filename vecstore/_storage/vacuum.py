@@ -24,7 +24,7 @@ import shutil
 
 import lmdb
 
-from .._engine.jobs import fsync_path
+from .files import fsync_path
 
 log = logging.getLogger("vecstore")
 

@@ -33,7 +33,7 @@ import numpy as np
 from wal import WriteAheadLog
 
 from .._errors import CorruptionError
-from .._engine.jobs import file_crc
+from .._storage.files import file_crc
 from .._storage.records import decode_row
 from .._storage.env import Storage, split_hist_key, u64
 from .._storage.vectors import VectorTable, block_rowids, decode_block
