@@ -78,7 +78,7 @@ async def test_50_writers_with_readers_and_group_commit(tmp_path: Path) -> None:
 
         assert not problems, problems[:5]
         calls = writers * per_writer + writers * (per_writer // 4)
-        assert store._eng().write_calls == calls
+        assert store._engine_checked().write_calls == calls
         # Group commit: concurrent calls shared transactions.
         assert store.commits < calls
         expected = writers * per_writer - writers * (per_writer // 4)

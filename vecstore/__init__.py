@@ -6,15 +6,20 @@
 ...     store.query([0.1, 0.2, 0.3], k=5)
 """
 
-from ._api.aio import AsyncPartitionView, AsyncSnapshot, AsyncVecStore
+from ._api.aio import (
+    AsyncPartitionedStore,
+    AsyncPartitionView,
+    AsyncSnapshot,
+    AsyncVecStore,
+    AsyncVersionedStore,
+)
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
 from ._metrics.recorder import Histogram, Metrics
-from ._api.partitioned import AsyncPartitionedStore, PartitionedStore
 from ._query.plan import QueryPlan
 from ._query.snapshot import Snapshot
-from ._api.sync import PartitionView, VecStore, VersionedStore
-from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
+from ._api.sync import PartitionedStore, PartitionView, VecStore, VersionedStore
+from ._types import Config, Distance, PQConfig, Query, Record, RecordVersion, Result, Stats, VersionInfo
 
 __version__ = "0.1.0"
 
@@ -24,12 +29,14 @@ __all__ = [
     "AsyncPartitionedStore",
     "AsyncSnapshot",
     "AsyncVecStore",
+    "AsyncVersionedStore",
     "Config",
     "Distance",
     "Histogram",
     "Metrics",
     "PartitionView",
     "PartitionedStore",
+    "PQConfig",
     "Query",
     "QueryPlan",
     "Record",

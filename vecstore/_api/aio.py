@@ -1,49 +1,73 @@
-"""The trio store: ``AsyncVecStore``, its partition views and snapshots.
+"""The async facade: ``AsyncVecStore``, its partition views and snapshots,
+under asyncio or trio (detected when called; nothing to configure).
 
-``async with AsyncVecStore.open(path, config) as store:`` runs recovery in a
-worker thread, starts the writer actor in a nursery of its own (``ready``
-only after recovery), and on exit closes the mailbox and waits for the
-writer to answer everything already sent.  Reads run in worker threads
-(hnswlib releases the GIL, so queries proceed in parallel).
+Every method is the same spec function as its sync twin (:mod:`.spec`),
+awaited: reads run in worker threads (LMDB reads and index searches release
+the GIL, so queries proceed in parallel and the event loop never blocks);
+writes are posted to the writer thread and awaited without a thread of
+their own, so concurrent tasks' writes share group commits.  A task
+cancelled while awaiting a write stops waiting, but the write it sent is
+not withdrawn: the writer commits or rejects it as a whole (never half), so
+after a cancellation read the store to learn whether it happened.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from typing import Any, Callable, TypeVar
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any, Generic, TypeVar
 
-import sniffio
-import trio
-
-from .._engine import requests as rq
 from .._engine.engine import Engine
-from .._errors import ReadOnlyError, StoreClosedError, UnsupportedEventLoopError
-from .._metaindex.indexing import DropIndex, make_create_index
-from .maint import backup_store, make_stats, partition_names
-from .._metrics.recorder import Metrics
-from .._engine.ops import WriteRequest
-from .._query.plan import QueryPlan
-from .._query.snapshot import DEFAULT, QueryLike, Snapshot
-from .sync import FilterLike
-from .._types import Config, Record, RecordVersion, Result, Stats, VersionInfo
+from .._errors import StoreClosedError
+from .._query.snapshot import DEFAULT, Snapshot
+from .._types import Config, Record
 from .._validate import check_partition
-from .._engine.versions import (
-    list_versions,
-    make_retention,
-    make_rollback,
-    make_tag,
-    open_snapshot,
-    record_history,
+from . import bridge
+from .handle import Handle
+from .spec import (
+    Call,
+    Now,
+    Op,
+    PartitionedSpec,
+    PartitionSpec,
+    Read,
+    Scan,
+    StoreSpec,
+    VersionedSpec,
+    Write,
+    async_iter_method,
+    async_method,
 )
-from .._engine.writer import Writer
 
 T = TypeVar("T")
+S = TypeVar("S", bound="AsyncVecStore")
+
+__all__ = ["AsyncPartitionView", "AsyncPartitionedStore", "AsyncSnapshot", "AsyncVecStore",
+           "AsyncVersionedStore"]
 
 
-async def _run(fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-    return await trio.to_thread.run_sync(functools.partial(fn, *args, **kw))
+async def _batches(records: Iterator[Record], batch_size: int) -> AsyncIterator[Record]:
+    """An iterator's records, each batch pulled in a worker thread."""
+    while True:
+        batch = await bridge.to_thread(lambda: [r for r, _ in zip(records, range(batch_size))])
+        if not batch:
+            return
+        for rec in batch:
+            yield rec
+
+
+def _snapshot_reader(name: str) -> Any:
+    """An awaitable twin of ``Snapshot.<name>`` (same signature and doc)."""
+    fn = getattr(Snapshot, name)
+
+    def spec(self: AsyncSnapshot, *args: Any, **kwargs: Any) -> Op[Any]:
+        return Read(getattr(self.sync, name), args) if not kwargs else \
+            Read(lambda: getattr(self.sync, name)(*args, **kwargs))
+
+    spec.__name__, spec.__qualname__, spec.__doc__ = name, fn.__qualname__, fn.__doc__
+    spec.__signature__ = __import__("inspect").signature(fn)  # type: ignore[attr-defined]
+    spec.__annotations__ = dict(fn.__annotations__)
+    return spec
 
 
 class AsyncSnapshot:
@@ -63,39 +87,69 @@ class AsyncSnapshot:
     def partition(self, name: str) -> AsyncSnapshot:
         return AsyncSnapshot(self.sync.partition(name))
 
-    async def get(self, id: Any) -> Record | None:
-        return await _run(self.sync.get, id)
+    async def _arun(self, op: Op[T]) -> T:
+        assert isinstance(op, Read)
+        return await bridge.to_thread(op.fn, *op.args)
 
-    async def get_many(self, ids: Iterable[Any]) -> list[Record | None]:
-        return await _run(self.sync.get_many, ids)
+    get = async_method(_snapshot_reader("get"))
+    get_many = async_method(_snapshot_reader("get_many"))
+    query = async_method(_snapshot_reader("query"))
+    count = async_method(_snapshot_reader("count"))
+    explain = async_method(_snapshot_reader("explain"))
+    vectors = async_method(_snapshot_reader("vectors"))
 
-    async def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
-                    ef: int | None = None, include_vectors: bool | None = None,
-                    partitions: Sequence[str] | None = None) -> list[Result]:
-        return await _run(self.sync.query, query, k, filter, ef, include_vectors, partitions)
+    def scan(self, filter: Any = None, batch_size: int = 1000) -> AsyncIterator[Record]:
+        return _batches(self.sync.scan(filter, batch_size), batch_size)
 
-    async def count(self, filter: FilterLike = None) -> int:
-        return await _run(self.sync.count, filter)
+    scan.__doc__ = Snapshot.scan.__doc__  # (each batch is read in a worker thread)
 
-    async def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
-                      partitions: Sequence[str] | None = None) -> QueryPlan:
-        return await _run(self.sync.explain, query, k, filter, partitions)
-
-    async def scan(self, filter: FilterLike = None, batch_size: int = 1000
-                   ) -> AsyncIterator[Record]:
-        it = self.sync.scan(filter, batch_size)
-        sentinel = object()
-        while True:
-            batch = await _run(lambda: [r for r, _ in zip(it, range(batch_size))] or sentinel)
-            if batch is sentinel:
-                return
-            for rec in batch:  # type: ignore[union-attr]
-                yield rec
+    def __repr__(self) -> str:
+        return f"<Async{repr(self.sync)[1:]}"
 
 
-class _AsyncPartitionAPI:
-    _store: AsyncVecStore
+class _Async:
+    """Awaits ops: reads in worker threads, writes through the writer thread."""
+
+    _h: Handle
     _pname: str
+    _root: bool
+
+    async def _arun(self, op: Op[T]) -> T:
+        bridge.backend()  # a clear error outside asyncio/trio
+        if isinstance(op, Now):
+            return op.value
+        if isinstance(op, Read):
+            out = await bridge.to_thread(op.fn, *op.args)
+            return AsyncSnapshot(out) if isinstance(out, Snapshot) else out  # type: ignore[return-value]
+        if isinstance(op, Write):
+            loop = self._h.writer()
+            return await bridge.wait(loop.submit(loop.writer.submit, op.req))
+        if isinstance(op, Call):
+            loop = self._h.writer()
+            return await bridge.wait(loop.submit(getattr(loop.writer, op.method)))
+        raise TypeError(f"unknown op {op!r}")
+
+    def _aiter(self, op: Op[Iterator[Record]]) -> AsyncIterator[Record]:
+        assert isinstance(op, Scan)
+        return _batches(op.records(), op.batch_size)
+
+    # -- plumbing used by migrations -------------------------------------------------
+
+    def _engine_checked(self) -> Engine:
+        return self._h.engine()
+
+    @property
+    def _engine(self) -> Engine | None:
+        """The engine, or None once closed (for tests and tools that look inside)."""
+        return self._h._engine
+
+    def _writable(self) -> Engine:
+        return self._h.writable()
+
+    async def _submit(self, req: Any) -> Any:
+        return await self._arun(Write(req))
+
+    # -- the partition-scoped API ---------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -103,228 +157,153 @@ class _AsyncPartitionAPI:
 
     @property
     def version(self) -> int:
-        return self._store._eng().state.version
+        """The latest committed version."""
+        return self._h.engine().state.version
 
-    async def snapshot(self, version: int | None = None, *,
-                       tag: str | None = None) -> AsyncSnapshot:
-        snap = await _run(open_snapshot, self._store._eng(), version, tag, self._pname)
-        return AsyncSnapshot(snap)
-
-    async def history(self, id: Any) -> list[RecordVersion]:
-        return await _run(record_history, self._store._eng(), self._pname, id)
-
-    async def rollback(self, version: int, message: str | None = None) -> int:
-        part = None if self._store is self else check_partition(self._pname)
-        return await self._store._submit(make_rollback(part, version, message))  # type: ignore[no-any-return]
-
-    def _snap(self) -> AsyncSnapshot:
-        eng = self._store._eng()
-        return AsyncSnapshot(Snapshot(eng, eng.state, None, self._pname))
-
-    async def upsert(self, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None, *,
-                     message: str | None = None) -> int:
-        eng = self._store._writable()
-        return await self._store._submit(  # type: ignore[no-any-return]
-            rq.upsert_one(eng, self._pname, id, vector, metadata, message))
-
-    async def upsert_many(self, items: Iterable[Any] | None = None, *,
-                          ids: Sequence[Any] | None = None, vectors: Any = None,
-                          metadata: Sequence[Any] | None = None,
-                          message: str | None = None) -> int:
-        eng = self._store._writable()
-        return await self._store._submit(  # type: ignore[no-any-return]
-            rq.upsert_many(eng, self._pname, items, ids, vectors, metadata, message))
-
-    async def delete(self, id: Any, *, message: str | None = None) -> bool:
-        self._store._writable()
-        return await self._store._submit(  # type: ignore[no-any-return]
-            rq.delete(self._pname, [id], message, single=True))
-
-    async def delete_many(self, ids: Iterable[Any] | None = None, *, filter: FilterLike = None,
-                          message: str | None = None) -> int:
-        self._store._writable()
-        return await self._store._submit(  # type: ignore[no-any-return]
-            rq.delete_many(self._pname, ids, filter, message))
-
-    async def get(self, id: Any) -> Record | None:
-        return await self._snap().get(id)
-
-    async def get_many(self, ids: Iterable[Any]) -> list[Record | None]:
-        """Records for ``ids`` in the order asked (``None`` where absent), from one snapshot."""
-        return await self._snap().get_many(ids)
-
-    async def query(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
-                    ef: int | None = None, include_vectors: bool | None = None,
-                    partitions: Sequence[str] | None = None) -> list[Result]:
-        return await self._snap().query(query, k, filter, ef, include_vectors, partitions)
-
-    async def count(self, filter: FilterLike = None) -> int:
-        return await self._snap().count(filter)
-
-    def scan(self, filter: FilterLike = None, batch_size: int = 1000) -> AsyncIterator[Record]:
-        return self._snap().scan(filter, batch_size)
-
-    async def explain(self, query: QueryLike, k: int | None = None, filter: FilterLike = None,
-                      partitions: Sequence[str] | None = None) -> QueryPlan:
-        return await self._snap().explain(query, k, filter, partitions)
+    snapshot = async_method(PartitionSpec.snapshot)
+    history = async_method(PartitionSpec.history)
+    rollback = async_method(PartitionSpec.rollback)
+    upsert = async_method(PartitionSpec.upsert)
+    upsert_many = async_method(PartitionSpec.upsert_many)
+    delete = async_method(PartitionSpec.delete)
+    delete_many = async_method(PartitionSpec.delete_many)
+    get = async_method(PartitionSpec.get)
+    get_many = async_method(PartitionSpec.get_many)
+    query = async_method(PartitionSpec.query)
+    count = async_method(PartitionSpec.count)
+    scan = async_iter_method(PartitionSpec.scan)
+    explain = async_method(PartitionSpec.explain)
 
 
-class AsyncPartitionView(_AsyncPartitionAPI):
+class AsyncPartitionView(_Async):
+    """Async twin of :class:`~vecstore.PartitionView`."""
+
     def __init__(self, store: AsyncVecStore, name: str) -> None:
-        self._store = store
+        self._h = store._h
         self._pname = check_partition(name)
+        self._root = False
+        self._store = store
+
+    def __repr__(self) -> str:
+        return f"<AsyncPartitionView {self._pname!r} of {self._h.path!r}>"
 
 
-class AsyncVecStore(_AsyncPartitionAPI):
-    """The trio twin of :class:`~vecstore.VecStore`."""
+class AsyncVecStore(_Async):
+    """Async twin of :class:`~vecstore.VecStore`, for asyncio and trio.
 
-    def __init__(self, engine: Engine, writer: Writer | None) -> None:
-        self._engine: Engine | None = engine
-        self._writer = writer
-        self._store = self
+    ``async with AsyncVecStore.open(path, config) as store: ...`` (or
+    ``store = await AsyncVecStore.open(...)`` and ``await store.close()``).
+    """
+
+    def __init__(self, handle: Handle) -> None:
+        self._h = handle
         self._pname = DEFAULT
-        self.path = engine.storage.path
-        self.read_only = engine.read_only
+        self._root = True
+        self._store = self
+        self.path = handle.path
+        self.read_only = handle.read_only
 
-    @staticmethod
-    def open(path: str | os.PathLike[str], config: Config | None = None, *,
-             read_only: bool = False) -> _Opener:
-        return _Opener(os.fspath(path), config, read_only)
-
-    def _eng(self) -> Engine:
-        if self._engine is None:
-            raise StoreClosedError(f"store {self.path!r} is closed")
-        return self._engine
-
-    def _writable(self) -> Engine:
-        eng = self._eng()
-        if self._writer is None:
-            raise ReadOnlyError(f"store {self.path!r} was opened read_only=True")
-        return eng
-
-    async def _submit(self, req: WriteRequest) -> Any:
-        self._writable()
-        assert self._writer is not None
-        return await self._writer.submit(req)
+    @classmethod
+    def open(cls: type[S], path: str | os.PathLike[str], config: Config | None = None, *,
+             read_only: bool = False) -> _Opener[S]:
+        """Create or open the store at ``path``: ``async with`` it, or await it."""
+        return _Opener(cls, os.fspath(path), config, read_only)
 
     def partition(self, name: str) -> AsyncPartitionView:
+        """A view of partition ``name`` (created by its first write)."""
         return AsyncPartitionView(self, name)
 
-    async def partitions(self) -> list[str]:
-        return partition_names(self._eng().state)
-
-    async def drop_partition(self, name: str, *, message: str | None = None) -> bool:
-        return await self._submit(rq.drop_partition(name, message))  # type: ignore[no-any-return]
-
-    async def stats(self) -> Stats:
-        return await _run(make_stats, self._eng())
-
-    async def metrics(self) -> Metrics:
-        """Counters and latency histograms since the store was opened."""
-        return self._eng().metrics.snapshot()  # a few microseconds: no thread
-
-    async def create_index(self, field: str, kind: str = "btree") -> bool:
-        return await self._submit(make_create_index(field, kind))  # type: ignore[no-any-return]
-
-    async def drop_index(self, field: str) -> bool:
-        return await self._submit(DropIndex(field))  # type: ignore[no-any-return]
-
-    async def indexes(self) -> dict[str, str]:
-        return {ix.field: ix.kind for ix in self._eng().state.indexes.values()}
-
-    async def versions(self) -> list[VersionInfo]:
-        eng = self._eng()
-
-        def run() -> list[VersionInfo]:
-            with eng.storage.read() as txn:
-                return list_versions(eng.storage, txn)
-
-        return await _run(run)
-
-    async def tag(self, name: str) -> int:
-        return await self._submit(make_tag(name))  # type: ignore[no-any-return]
-
-    async def set_retention(self, versions: int | None = None,
-                            seconds: float | None = None) -> None:
-        await self._submit(make_retention(versions, seconds))
-
-    async def compact(self) -> dict[str, int]:
-        self._writable()
-        assert self._writer is not None
-        return await self._writer.compact()
-
-    async def optimize(self) -> None:
-        self._writable()
-        assert self._writer is not None
-        await self._writer.optimize()
-
-    async def refresh(self) -> None:
-        eng = self._eng()
-        if self._writer is None:
-            await _run(eng.refresh)
-
-    async def backup(self, dest: str | os.PathLike[str]) -> None:
-        await _run(backup_store, self._eng(), os.fspath(dest))
+    partitions = async_method(StoreSpec.partitions)
+    drop_partition = async_method(StoreSpec.drop_partition)
+    stats = async_method(StoreSpec.stats)
+    metrics = async_method(StoreSpec.metrics)
+    create_index = async_method(StoreSpec.create_index)
+    drop_index = async_method(StoreSpec.drop_index)
+    indexes = async_method(StoreSpec.indexes)
+    versions = async_method(StoreSpec.versions)
+    tag = async_method(StoreSpec.tag)
+    set_retention = async_method(StoreSpec.set_retention)
+    compact = async_method(StoreSpec.compact)
+    optimize = async_method(StoreSpec.optimize)
+    refresh = async_method(StoreSpec.refresh)
+    backup = async_method(StoreSpec.backup)
 
     @property
     def commits(self) -> int:
-        """Write transactions committed so far (group commit makes this smaller
-        than the number of write calls)."""
-        return self._eng().commits
+        """Write transactions committed since open (group commit makes this
+        smaller than the number of write calls)."""
+        return self._h.engine().commits
 
+    async def close(self) -> None:
+        """Finish the writes already sent, then close (idempotent)."""
+        await bridge.to_thread(self._h.close)
 
-def _require_trio() -> None:
-    """AsyncVecStore runs on trio today; say so plainly anywhere else."""
-    try:
-        library = sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        library = None
-    if library != "trio":
-        where = f"under {library}" if library else "outside an async function"
-        raise UnsupportedEventLoopError(
-            f"AsyncVecStore needs trio (it was opened {where}); run it under trio.run(...), "
-            "or use the synchronous VecStore, which works anywhere (from asyncio, call it "
-            "through asyncio.to_thread)")
+    @property
+    def closed(self) -> bool:
+        return self._h.closed
 
+    async def __aenter__(self: S) -> S:
+        return self
 
-class _Opener:
-    """``async with AsyncVecStore.open(...) as store``."""
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
-    def __init__(self, path: str, config: Config | None, read_only: bool) -> None:
-        self._args = (path, config, read_only)
-        self._store: AsyncVecStore | None = None
-        self._nursery_cm: Any = None
-        self.store_class: type[AsyncVecStore] = AsyncVecStore
-
-    async def __aenter__(self) -> AsyncVecStore:
-        _require_trio()
-        path, config, read_only = self._args
-        engine = await _run(Engine, path, config, read_only=read_only)
-        if read_only:
-            self._store = self.store_class(engine, None)
-            return self._store
-        writer = Writer(engine)
-        self._nursery_cm = trio.open_nursery()
-        nursery = await self._nursery_cm.__aenter__()
+    def __repr__(self) -> str:
+        name = type(self).__name__
         try:
-            await nursery.start(writer.run)
-        except BaseException:
-            await self._nursery_cm.__aexit__(None, None, None)
-            engine.close()
-            raise
-        self._store = self.store_class(engine, writer)
+            state = f"version {self._h.engine().state.version}"
+        except StoreClosedError:
+            state = "closed"
+        return f"<{name} {self.path!r} {state}>"
+
+
+class AsyncVersionedStore(AsyncVecStore):
+    """Async twin of :class:`~vecstore.VersionedStore`."""
+
+    update = async_method(VersionedSpec.update)
+
+
+class AsyncPartitionedStore(AsyncVecStore):
+    """Async twin of :class:`~vecstore.PartitionedStore`."""
+
+    insert = async_method(PartitionedSpec.insert)
+    query_partition = async_method(PartitionedSpec.query_partition)
+    query_all = async_method(PartitionedSpec.query_all)
+
+
+class _Opener(Generic[S]):
+    """``async with AsyncVecStore.open(...) as store`` or ``await AsyncVecStore.open(...)``.
+
+    Recovery runs in a worker thread; the store is closed on leaving the
+    ``async with`` block (also when the block raises or is cancelled)."""
+
+    def __init__(self, cls: type[S], path: str, config: Config | None, read_only: bool
+                 ) -> None:
+        self._cls = cls
+        self._args = (path, config, read_only)
+        self._store: S | None = None
+
+    async def _open(self) -> S:
+        bridge.backend()  # a clear error outside asyncio/trio, before touching the disk
+        handle = await bridge.to_thread(Handle, *self._args)
+        return self._cls(handle)
+
+    def __await__(self) -> Generator[Any, None, S]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> S:
+        self._store = await self._open()
         return self._store
 
-    async def __aexit__(self, *exc: Any) -> bool | None:
-        store = self._store
-        assert store is not None
-        try:
-            if store._writer is not None:
-                with trio.CancelScope(shield=True):
-                    await store._writer.aclose()
-                return await self._nursery_cm.__aexit__(*exc)  # type: ignore[no-any-return]
-            return None
-        finally:
-            eng, store._engine = store._engine, None
-            if eng is not None:
-                eng.close()
+    async def __aexit__(self, *exc: object) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            await _close_shielded(store)
+
+
+async def _close_shielded(store: AsyncVecStore) -> None:
+    """Close even when the surrounding task is being cancelled."""
+    import anyio
+
+    with anyio.CancelScope(shield=True):
+        await store.close()

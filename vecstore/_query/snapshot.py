@@ -102,6 +102,7 @@ class Snapshot:
         return self._partition
 
     def partition(self, name: str) -> Snapshot:
+        """The same version, scoped to partition ``name``."""
         view = Snapshot(self._engine, self._state, self._version, check_partition(name))
         view._parent = self  # keeps this snapshot (and its pin) alive
         return view
@@ -120,6 +121,7 @@ class Snapshot:
     # -- point reads -----------------------------------------------------------
 
     def get(self, id: Any) -> Record | None:
+        """The record with ``id`` at this version, or None."""
         rid = check_id(id)
         ps = self._part()
         if ps is None:
@@ -165,6 +167,7 @@ class Snapshot:
     # -- counting and scanning ---------------------------------------------------
 
     def count(self, filter: str | Mapping[str, Any] | Filter | None = None) -> int:
+        """How many records live at this version (matching ``filter``)."""
         flt = parse_filter(filter)
         ps = self._part()
         if ps is None:
@@ -253,6 +256,8 @@ class Snapshot:
               filter: str | Mapping[str, Any] | Filter | None = None, ef: int | None = None,
               include_vectors: bool | None = None,
               partitions: Sequence[str] | None = None) -> list[Result]:
+        """The ``k`` nearest records live at this version (a :class:`Query`,
+        or a vector and keywords)."""
         t0 = time.perf_counter()
         if isinstance(query, Query) or k is not None and not isinstance(k, int) or \
                 ef is not None or partitions is not None:

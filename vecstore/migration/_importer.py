@@ -248,34 +248,34 @@ def run_sync(run: ImportRun, submit: Callable[[WriteRequest], Any]) -> Migration
 
 
 async def run_async(run: ImportRun, submit: Callable[[WriteRequest], Any]) -> MigrationStats:
-    import trio
+    import anyio
 
     try:
         if run.maker is None:
             return run.finish()
         run.start()
-        send, recv = trio.open_memory_channel[Any](0)
+        send, recv = anyio.create_memory_object_stream[Any](0)
 
         async def produce() -> None:
             async with send:
                 while True:
                     try:
-                        item = await trio.to_thread.run_sync(run.next_request)
+                        item = await anyio.to_thread.run_sync(run.next_request)
                     except Exception as exc:  # the consumer raises it, in order
                         item = (None, exc)
                     if item is None:
                         return
                     try:
                         await send.send(item)
-                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                         return
                     if item[0] is None or item[0].error is not None or item[0].last:
                         return
 
-        # Nothing is raised inside the nursery (trio would wrap it in an
+        # Nothing is raised inside the task group (it would wrap it in an
         # ExceptionGroup): the first error is kept and raised afterwards.
         error: BaseException | None = None
-        async with trio.open_nursery() as nursery:
+        async with anyio.create_task_group() as nursery:
             nursery.start_soon(produce)
             async with recv:
                 async for batch, req in recv:

@@ -119,27 +119,27 @@ def index_store(store: Any, progress: Progress | None = None,
 async def index_store_async(store: Any, progress: Progress | None = None,
                             interval: float = INTERVAL) -> IndexResult:
     """:func:`index_store` for an :class:`~vecstore.AsyncVecStore`."""
-    import trio
+    import anyio
 
-    watch = Watch(store._eng())
+    watch = Watch(store._engine_checked())
     t0 = time.perf_counter()
     if progress is None or not watch.total:
         await store.optimize()
         return IndexResult(watch.total, time.perf_counter() - t0)
     error: list[BaseException] = []
 
-    async def report(cancel: trio.CancelScope) -> None:
+    async def report(cancel: anyio.CancelScope) -> None:
         try:
             while True:
-                await trio.sleep(interval)
+                await anyio.sleep(interval)
                 progress(watch.done(), watch.total)
         except Exception as exc:  # the callback's: stop indexing, raise it outside
             error.append(exc)
             cancel.cancel()
 
     progress(0, watch.total)
-    # Nothing is raised inside the nursery (trio would wrap it in an ExceptionGroup).
-    async with trio.open_nursery() as nursery:
+    # Nothing is raised inside the task group (it would wrap it in an ExceptionGroup).
+    async with anyio.create_task_group() as nursery:
         nursery.start_soon(report, nursery.cancel_scope)
         try:
             await store.optimize()

@@ -115,11 +115,11 @@ class Migration:
         parsing runs in worker threads and commits go through the store's
         writer, so other tasks keep reading and writing meanwhile (also
         while the store is indexed at the end, ``config.index``)."""
-        import trio
+        import anyio
 
         root, partition = _target(store, self.config, want_async=True)
         eng = root._writable()
-        run = await trio.to_thread.run_sync(
+        run = await anyio.to_thread.run_sync(
             lambda: ImportRun(self.format, path, eng, root.path, partition, self.config,
                               self._progress))
         self.stats = run.stats
@@ -143,7 +143,7 @@ class Migration:
 
     async def export_to_file_async(self, store: Any, path: str | os.PathLike[str], *,
                                    version: int | None = None) -> int:
-        import trio
+        import anyio
 
         from .._api.aio import AsyncPartitionView, AsyncVecStore
 
@@ -153,7 +153,7 @@ class Migration:
         view = self._view(store)
         snap = (await view.snapshot(version)).sync
         text_field = self._text_field(view)
-        return await trio.to_thread.run_sync(
+        return await anyio.to_thread.run_sync(
             export_snapshot, snap, self.format, os.fspath(path), text_field, self._progress)
 
     def _view(self, store: Any) -> Any:
@@ -169,7 +169,7 @@ class Migration:
         from .._api.aio import AsyncVecStore
 
         root = view._store
-        eng = root._eng() if isinstance(root, AsyncVecStore) else root._engine_checked()
+        eng = root._engine_checked()
         return self.config.text_field or eng.config.text_field or "document"
 
     def _snapshot(self, store: Any, version: int | None) -> tuple[Any, str]:
