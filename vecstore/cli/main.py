@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
             "reclaim space held by rows no retained version sees (rebuilds segments)")
     p.add_argument("store")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    __import__("vecstore.cli.analyze", fromlist=["register"]).register(sub, cmd)
     return parser
 
 
