@@ -13,6 +13,7 @@ after a cancellation read the store to learn whether it happened.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, Generic, TypeVar
@@ -49,7 +50,7 @@ __all__ = ["AsyncPartitionView", "AsyncPartitionedStore", "AsyncSnapshot", "Asyn
 async def _batches(records: Iterator[Record], batch_size: int) -> AsyncIterator[Record]:
     """An iterator's records, each batch pulled in a worker thread."""
     while True:
-        batch = await bridge.to_thread(lambda: [r for r, _ in zip(records, range(batch_size))])
+        batch = await bridge.to_thread(lambda: list(itertools.islice(records, batch_size)))
         if not batch:
             return
         for rec in batch:
