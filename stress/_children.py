@@ -19,6 +19,7 @@ import vecstore
 from vecstore import Config, VecStore
 
 from ._common import vector_for
+from ._loadreads import reader_step  # shared with load.py's in-process reader tasks
 
 
 def _redirect(err_path: str) -> None:
@@ -122,7 +123,6 @@ def load_reader(store_path: str, out_path: str, err_path: str, reader_id: int,
     """Query a ``read_only=True`` store until ``deadline`` (time.time()),
     refreshing every 0.2 s; write latencies, samples and errors to out_path."""
     _redirect(err_path)
-    from .load import reader_step  # shared with the in-process reader tasks
 
     lat: list[Any] = []
     samples: list[Any] = []

@@ -144,8 +144,6 @@ class Harness:
                 must_reject: bool = False, check: Callable[[Any], str | None] | None = None,
                 undo: Callable[[], Any] | None = None) -> Any:
         """Run one hostile call and judge it."""
-        import vecstore
-
         out = self.out
         t_start = time.perf_counter()
         try:

@@ -24,7 +24,7 @@ from .._metaindex.indexing import row_index_keys
 from .jobs import SegmentJob
 from .._storage.records import decode_row
 from .._segments.segment import GrowingSegment
-from .._storage.env import k64, split_hist_key, u64
+from .._storage.keys import k64, split_hist_key, u64
 from .._storage.vectors import VectorTable
 
 if TYPE_CHECKING:

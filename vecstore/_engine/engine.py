@@ -35,7 +35,8 @@ from .._storage.records import Reader
 from .sealing import SegmentJobs
 from .._segments.segment import GrowingSegment, prepare
 from .state import PartMem, State
-from .._storage.env import Storage, k64
+from .._storage.env import Storage
+from .._storage.keys import k64
 from .._types import Config, Distance
 from .versions import floor_version
 
@@ -383,9 +384,6 @@ class Engine(SegmentJobs):
             if len(pm.sealed) > 1:
                 return False
         return True
-
-    def pending_rows(self) -> int:
-        return sum(pm.growing.n for pm in self.parts.values() if pm.growing is not None)
 
     def close(self) -> None:
         self.storage.close()

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._errors import DimensionMismatchError
 from .._storage.records import encode_row, lookup
-from .._storage.env import hist_key, k64
+from .._storage.keys import hist_key, k64
 from .._storage.vectors import VectorTable
 
 if TYPE_CHECKING:

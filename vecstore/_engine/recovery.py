@@ -29,7 +29,7 @@ from .._index import AnnIndex, entry_kind, entry_params, kind_named
 from .._storage.records import Reader
 from .._segments.segment import INF, GrowingSegment, SealedSegment, prepare
 from .state import PartMem
-from .._storage.env import u64
+from .._storage.keys import u64
 from .._storage.files import file_crc
 
 if TYPE_CHECKING:

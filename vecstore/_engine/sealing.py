@@ -24,7 +24,7 @@ from .._storage.files import remove_quietly
 from .jobs import SegmentJob, segment_file_name
 from .._storage.records import Reader
 from .._segments.segment import SealedSegment, prepare
-from .._storage.env import k64
+from .._storage.keys import k64
 from .._storage.vectors import VectorTable
 
 if TYPE_CHECKING:

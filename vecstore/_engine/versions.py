@@ -9,7 +9,6 @@ new version whose state equals the target's.
 
 from __future__ import annotations
 
-import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ import numpy as np
 
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, VersionNotRetainedError
 from .ops import TxnCtx, WriteRequest
-from .._storage.records import decode_row
-from .._storage.env import Storage, k64, split_hist_key, u64
+from .._storage.records import decode_row, row_meta_cbor
+from .._storage.env import Storage
+from .._storage.keys import hist_prefix, k64, pid_prefix, split_hist_key, u64
 from .._types import RecordVersion, VersionInfo
 from .._storage.vectors import VectorTable
 
@@ -115,8 +115,6 @@ def list_versions(st: Storage, txn: lmdb.Transaction) -> list[VersionInfo]:
 
 
 def history(st: Storage, txn: lmdb.Transaction, pid: int, rid: str) -> list[RecordVersion]:
-    from .._storage.env import hist_prefix
-
     floor = floor_version(st, txn)
     prefix = hist_prefix(pid, rid)
     kinds = st.db("versions")
@@ -148,7 +146,7 @@ def diff_ids(cur: lmdb.Cursor, pid: int, target: int
              ) -> Iterator[tuple[str, bytes | None, bytes | None]]:
     """For every id ever in partition ``pid``: (id, rowid key at ``target``,
     rowid key now), None where absent or deleted."""
-    prefix = struct.pack(">I", pid)
+    prefix = pid_prefix(pid)
     if not cur.set_range(prefix):
         return
     current: str | None = None
@@ -211,9 +209,7 @@ class Rollback(WriteRequest):
                 pid, np.fromiter((u64(key) for _rid, key in restore), np.int64, len(restore)))
             metas = []
             for _rid, key in restore:
-                raw = txn.get(key, db=ctx.db_rows)
-                n = struct.unpack_from(">H", raw, 4)[0]
-                metas.append(bytes(raw[6 + n:]))
+                metas.append(row_meta_cbor(txn.get(key, db=ctx.db_rows)))
             ctx.pid_for(name, create=True)  # revives a dropped partition
             ctx.upsert_rows(pid, [rid for rid, _k in restore], vecs, metas)
         if delete:
@@ -247,11 +243,6 @@ class SetRetention(WriteRequest):
         st.put_meta(ctx.txn, "floor", floor_version(st, ctx.txn))
         st.put_meta(ctx.txn, "retention", {"versions": self.versions, "seconds": self.seconds})
         return ctx.version
-
-
-def engine_floor(engine: Engine) -> int:
-    with engine.storage.read() as txn:
-        return floor_version(engine.storage, txn)
 
 
 def open_snapshot(engine: Engine, version: int | None, tag: str | None,

@@ -14,11 +14,12 @@ String form ``ANY(<condition>)``, dict form ``{"$any": {<filter dict>}}``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import FilterError
-from .ast import And, Compare, InList, IsNull, Node, Or, StartsWith, _check_depth
+from .ast import And, Compare, InList, IsNull, Node, Or, StartsWith, _check_depth, format_node
 from .values import LIST, MISSING, family, getter
 
 #: Inner leaves that are false on a dict or a nested list (so an index that
@@ -95,12 +96,8 @@ class AnyElem(Node):
         return (self.item,)
 
     def _format_string(self) -> str:
-        from .ast import format_node
-
         return f"ANY({format_node(self.item)})"
 
-    def _to_dict(self) -> dict[str, Any]:
-        from .dict import to_dict
-
+    def _to_dict(self, to_dict: Callable[[Node], dict[str, Any]]) -> dict[str, Any]:
         return {"$any": to_dict(self.item)}
 

@@ -219,7 +219,7 @@ def to_dict(node: Node) -> dict[str, Any]:
         return {"$or": [to_dict(i) for i in node.items]}
     if isinstance(node, Not):
         return {"$not": to_dict(node.item)}
-    custom = getattr(node, "_to_dict", None)  # $any, $hasid: _filter_any/_ids
+    custom = getattr(node, "_to_dict", None)  # $any, $hasid: anyof.py, ids.py
     if custom is not None:
-        return custom()  # type: ignore[no-any-return]
+        return custom(to_dict)  # type: ignore[no-any-return]
     raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover

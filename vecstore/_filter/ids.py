@@ -61,7 +61,7 @@ class HasId(Node):
     def _format_string(self) -> str:
         return f"HAS_ID({', '.join(format_value(i) for i in self.ids)})"
 
-    def _to_dict(self) -> dict[str, Any]:
+    def _to_dict(self, _to_dict: Any) -> dict[str, Any]:
         return {"$hasid": list(self.ids)}
 
 

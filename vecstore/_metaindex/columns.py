@@ -20,7 +20,6 @@ scan it while the writer grows it).  Predicates become numpy masks.
 
 from __future__ import annotations
 
-import math
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidArgumentError
+from .._storage.keys import ix_key, split_ix_key
 
 KINDS = ("hash", "btree", "inverted")
 # column kinds
@@ -96,26 +96,22 @@ def entry_keys(fid: int, meta: Mapping[str, Any], path: tuple[str, ...], rowid: 
     present, v = lookup_path(meta, path)
     if not present:
         return []
-    head = struct.pack(">H", fid)
-    tail = _U64.pack(rowid)
     if isinstance(v, list):
-        keys = [head + b"L" + tail]
+        keys = [ix_key(fid, b"L", rowid)]
         for e in v:
             enc = _enc_scalar(e)
             if enc is not None:
-                keys.append(head + b"E" + enc + tail)
+                keys.append(ix_key(fid, b"E" + enc, rowid))
         return keys
     if isinstance(v, Mapping):
-        return [head + b"D" + tail]
+        return [ix_key(fid, b"D", rowid)]
     enc = _enc_scalar(v)
-    return [] if enc is None else [head + enc + tail]
+    return [] if enc is None else [ix_key(fid, enc, rowid)]
 
 
 def decode_entry(key: bytes) -> tuple[int, str, Any, int]:
     """(fid, tag, value, rowid) of an ``ix`` key."""
-    fid = struct.unpack_from(">H", key)[0]
-    rowid = _U64.unpack(key[-8:])[0]
-    body = key[2:-8]
+    fid, body, rowid = split_ix_key(key)
     tag = chr(body[0])
     elem = tag == "E"
     if elem:
@@ -201,11 +197,6 @@ def concat_columns(cols: list[Column]) -> Column:
                   sum(c.n for c in cols))
 
 
-def empty_column(n: int) -> Column:
-    return Column(np.zeros(n, np.int8), np.full(n, -1, np.int32), np.full(n, np.nan),
-                  np.zeros(n + 1, np.int64), np.empty(0, np.int32), n)
-
-
 def encode_values(values: Iterable[tuple[bool, Any]], fd: FieldDict) -> Column:
     """Columns for a batch of (present, value) pairs (writer only)."""
     vals = list(values)
@@ -282,7 +273,3 @@ class ColumnBuilder:
         b = cls(max(1024, col.n))
         b.append(col)
         return b
-
-
-def is_finite_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)

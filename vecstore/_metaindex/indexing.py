@@ -3,12 +3,10 @@ and building a field's columns for segments from the LMDB entries."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import cbor2
 import lmdb
 import numpy as np
 
@@ -27,6 +25,7 @@ from .columns import (
 from .._engine.ops import TxnCtx, WriteRequest
 from .._storage.records import decode_row
 from .._storage.env import Storage
+from .._storage.keys import field_prefix, u64
 
 if TYPE_CHECKING:
     from .._engine.engine import Engine
@@ -87,7 +86,7 @@ class CreateIndex(WriteRequest):
         pending = []
         for key, raw in ctx.txn.cursor(db=st.db("rows")):
             meta = decode_row(raw)[2]
-            pending.extend(entry_keys(fid, meta, path, struct.unpack(">Q", key)[0]))
+            pending.extend(entry_keys(fid, meta, path, u64(key)))
         pending.sort()
         with ctx.txn.cursor(db=ix_db) as cur:
             cur.putmulti([(k, b"") for k in pending])
@@ -109,7 +108,7 @@ class DropIndex(WriteRequest):
         if entry is None:
             return False
         st.put_meta(ctx.txn, "indexes", reg)
-        prefix = struct.pack(">H", entry["fid"])
+        prefix = field_prefix(entry["fid"])
         with ctx.txn.cursor(db=st.db("ix")) as cur:
             if cur.set_range(prefix):
                 while cur.key().startswith(prefix):
@@ -135,7 +134,7 @@ def field_values(st: Storage, txn: lmdb.Transaction, ix: IndexDef
     """rowid -> (present, value) for one field, from the ``ix`` entries."""
     vals: dict[int, tuple[bool, Any]] = {}
     lists: dict[int, list[Any]] = {}
-    prefix = struct.pack(">H", ix.fid)
+    prefix = field_prefix(ix.fid)
     db = st.db("ix")
     if db is None:
         return vals
@@ -182,10 +181,6 @@ def attach_columns(engine: Engine, txn: lmdb.Transaction, paths: Iterable[Path])
             g = pm.growing
             if g is not None:
                 g.cols[path] = ColumnBuilder.of(build_column(values, g.rowids[: g.n], ix.fd))
-
-
-def meta_dicts(metas: list[bytes]) -> list[dict[str, Any]]:
-    return [cbor2.loads(m) for m in metas]
 
 
 def make_create_index(field: Any, kind: Any) -> CreateIndex:

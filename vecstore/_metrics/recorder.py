@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from .prometheus import Exposition
+
 T = TypeVar("T")
 # 10 us .. 1000 s, five buckets a decade (each bound ~1.58x the last), 3 digits
 SECONDS_BOUNDS: tuple[float, ...] = tuple(float(f"{10 ** (k / 5):.3g}") for k in range(-25, 16))
@@ -195,10 +197,39 @@ class Metrics:
         return {n: _plain(getattr(self, n)) for n in names}
 
     def to_prometheus(self) -> str:
-        """The Prometheus text exposition format (0.0.4)."""
-        from .prometheus import render
-
-        return render(self)
+        """The Prometheus text exposition format (0.0.4): names start with
+        ``vecstore_``; queries carry a ``strategy`` label, segment builds a
+        ``kind`` label, records written a ``partition`` label (a counter only:
+        latency histograms per partition would multiply the series by the
+        number of tenants)."""
+        x = Exposition("vecstore_")
+        x.gauge("open_timestamp_seconds", self.opened_at,
+                "When the store was opened (Unix time); every other figure counts since then.")
+        x.counter("writes_total", self.writes, "Write calls committed.")
+        x.counter("write_errors_total", self.write_errors, "Write calls answered with an error.")
+        x.counters("records_written_total", "partition", self.records_written_by_partition,
+                   "Rows added by committed writes (upserted records, rollback copies).")
+        x.counter("commits_total", self.commits, "LMDB transactions committed for write calls.")
+        x.histogram("group_commit_size", self.group_commit_size,
+                    "Write calls per committed transaction.")
+        x.histogram("commit_seconds", self.commit_seconds, "LMDB commit call per group commit: "
+                    "page writes and, under durability=sync, fsync.")
+        x.histogram("transaction_seconds", self.transaction_seconds, "Whole write transaction "
+                    "per group commit (applying the calls, then the commit).")
+        x.histogram("query_seconds", self.query_latency_by_strategy,
+                    "query() latency by planner strategy (the one explain() reports).",
+                    "strategy")
+        x.histogram("segment_build_seconds", self.segment_build_seconds_by_kind,
+                    "Building a sealed segment (HNSW index and its file) by kind (seal or merge).",
+                    "kind")
+        x.counter("segment_rows_built_total", self.segment_rows_built,
+                  "Rows indexed by segment builds.")
+        x.counter("import_records_total", self.import_records,
+                  "Records imported by vecstore.migration.")
+        x.counter("import_errors_total", self.import_errors, "Records rejected by imports.")
+        x.counter("import_seconds_total", self.import_seconds,
+                  "Wall time of imports up to their last committed batch.")
+        return x.text()
 
 
 _DERIVED = ("queries", "query_latency", "segment_builds", "segment_builds_by_kind",

@@ -1,15 +1,15 @@
-"""The LMDB environment: sub-databases, key encodings, the writer lock, map
+"""The LMDB environment: sub-databases, the writer lock, map
 growth, and the gate that keeps readers out while the map is resized or the
 environment closed.
 
-LMDB is the source of truth.  Sub-databases:
+LMDB is the source of truth.  Sub-databases (key codecs: ``keys.py``):
 
 ========== ============================= =====================================
 name       key                           value
 ========== ============================= =====================================
 meta       ascii name                    CBOR (config, version, counters)
 parts      partition name (utf-8)        CBOR {"pid": int, "live": bool}
-rows       rowid (u64 BE)                CBOR [pid, id, metadata]
+rows       rowid (u64 BE)                pid, id, CBOR metadata (records.py)
 vecs       rowid (u64 BE)                raw float32 vector bytes (unsealed rows)
 vblocks    pid (u32) last rowid (u64)    sealed rows' vectors, packed (_vectors.py)
 hist       pid(u32) id 0x00 version(u64) rowid (u64 BE), or b"" = deleted
@@ -18,7 +18,7 @@ versions   version (u64 BE)              CBOR {"t", "m", "tag", "ops"}
 tags       tag (utf-8)                   version (u64 BE)
 segs       segment id (u64 BE)           CBOR manifest entry
 segrows    segment id (u64 BE)           rowids (i64 LE) then born (i64 LE)
-ix         field id · value · rowid      b"" (metadata indexes, see _index.py)
+ix         field id · value · rowid      b"" (metadata indexes, _metaindex/)
 wal        (owned by the ``wal`` package)
 ========== ============================= =====================================
 """
@@ -29,7 +29,6 @@ import errno
 import fcntl
 import logging
 import os
-import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,35 +46,12 @@ from .._errors import (
 from .vacuum import hold_presence, maybe_vacuum, release_presence, share_presence
 
 log = logging.getLogger("vecstore")
-U64 = struct.Struct(">Q")
-U32 = struct.Struct(">I")
 DB_NAMES = (
     b"meta", b"parts", b"rows", b"vecs", b"hist", b"died",
     b"versions", b"tags", b"segs", b"segrows", b"ix", b"vblocks",
 )
 INITIAL_MAP_SIZE = 64 << 20
 MAX_DBS = 16
-
-
-def k64(n: int) -> bytes:
-    return U64.pack(n)
-
-
-def u64(b: bytes | memoryview) -> int:
-    return U64.unpack(b)[0]
-
-
-def hist_prefix(pid: int, rid: str) -> bytes:
-    return U32.pack(pid) + rid.encode("utf-8") + b"\x00"
-
-
-def hist_key(pid: int, rid: str, version: int) -> bytes:
-    return hist_prefix(pid, rid) + U64.pack(version)
-
-
-def split_hist_key(key: bytes) -> tuple[int, str, int]:
-    pid = U32.unpack_from(key)[0]
-    return pid, bytes(key[4:-9]).decode("utf-8"), U64.unpack_from(key, len(key) - 8)[0]
 
 
 class ReadGate:

@@ -14,11 +14,11 @@ import cbor2
 import lmdb
 import numpy as np
 
-from .env import Storage, hist_prefix, k64, split_hist_key, u64
+from .env import Storage
+from .keys import TOP, hist_prefix, k64, pid_prefix, split_hist_key, u64
 from .vectors import VectorTable
 
 _HEAD = struct.Struct(">IH")
-_TOP = b"\xff" * 8
 
 
 def encode_row(pid: int, rid: str, meta_cbor: bytes) -> bytes:
@@ -32,21 +32,22 @@ def decode_row(raw: bytes) -> tuple[int, str, dict[str, Any]]:
     return pid, raw[6:end].decode("utf-8"), cbor2.loads(raw[end:])
 
 
-def decode_row_head(raw: bytes) -> tuple[int, str]:
-    pid, n = _HEAD.unpack_from(raw)
-    return pid, raw[6 : 6 + n].decode("utf-8")
+def row_pid(raw: bytes) -> int:
+    """The partition of an encoded row (its metadata left undecoded; a row cut
+    short reads as whatever its first bytes say, for ``vecstore check``)."""
+    return int.from_bytes(bytes(raw[:4]), "big")
 
 
-def row_metadata(raw: bytes) -> dict[str, Any]:
-    n = _HEAD.unpack_from(raw)[1]
-    return cbor2.loads(raw[6 + n :])  # type: ignore[no-any-return]
+def row_meta_cbor(raw: bytes) -> bytes:
+    """An encoded row's metadata, still CBOR."""
+    return bytes(raw[6 + _HEAD.unpack_from(raw)[1]:])
 
 
 def lookup(cur: lmdb.Cursor, pid: int, rid: str, version: int | None = None) -> tuple[int, int] | None:
     """(version, rowid) of the id's newest history entry at or before
     ``version`` (None = latest); None if absent or deleted then."""
     prefix = hist_prefix(pid, rid)
-    probe = prefix + (_TOP if version is None else k64(version + 1))
+    probe = prefix + (TOP if version is None else k64(version + 1))
     if cur.set_range(probe):
         if not cur.prev():
             return None
@@ -134,9 +135,9 @@ class Reader:
         """(id, born version, rowid) of every record live at ``version``, by id."""
         if self.hist is None:
             return
-        prefix = struct.pack(">I", pid)
+        prefix = pid_prefix(pid)
         with self.txn.cursor(db=self.hist) as cur:
-            start = prefix if start_after is None else hist_prefix(pid, start_after) + _TOP
+            start = prefix if start_after is None else hist_prefix(pid, start_after) + TOP
             if not cur.set_range(start):
                 return
             current: str | None = None

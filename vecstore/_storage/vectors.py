@@ -29,12 +29,11 @@ import lmdb
 import numpy as np
 
 from .._errors import CorruptionError
-from .env import Storage, k64, u64
+from .env import Storage
+from .keys import U32, U64, block_key, k64, pid_prefix, split_block_key
 
 _COUNT = struct.Struct("<I")
-_PID = struct.Struct(">I")
 _FIRST = struct.Struct("<q")
-_U64 = struct.Struct(">Q")
 PAGE = 4096
 _OVERHEAD = 16 + _COUNT.size  # LMDB's overflow page header + our row count
 
@@ -58,10 +57,6 @@ def worth_a_block(n: int, dim: int) -> bool:
     single_fill = per_page * row / PAGE if row <= 2000 else row / (PAGE * -(-(row + 16) // PAGE))
     raw = _OVERHEAD + n * (8 + 4 * dim)
     return n > 1 and raw / (PAGE * -(-raw // PAGE)) >= single_fill
-
-
-def block_key(pid: int, last_rowid: int) -> bytes:
-    return _PID.pack(pid) + k64(last_rowid)
 
 
 def encode_block(rowids: np.ndarray, mat: np.ndarray) -> bytes:
@@ -169,9 +164,9 @@ class VectorTable:
         val: bytes | memoryview = b""
         base = 0
         brow: np.ndarray | None = None
-        prefix = _PID.pack(pid)
+        prefix = pid_prefix(pid)
         rl = rowids.tolist()
-        unpack_pid, unpack_count, unpack_rowid = _PID.unpack_from, _COUNT.unpack_from, \
+        unpack_pid, unpack_count, unpack_rowid = U32.unpack_from, _COUNT.unpack_from, \
             _FIRST.unpack_from
         add_hit, add_part = hits.append, parts.append
         with txn.cursor(db=self.blocks) as cur:
@@ -179,7 +174,7 @@ class VectorTable:
             for i in order.tolist():
                 r = rl[i]
                 if r > hi:
-                    if not seek(prefix + _U64.pack(r)) or unpack_pid(key())[0] != pid:
+                    if not seek(prefix + U64.pack(r)) or unpack_pid(key())[0] != pid:
                         return  # no block at or above r
                     val = value()
                     cnt = unpack_count(val)[0]
@@ -219,7 +214,7 @@ class VectorTable:
             if not cur.set_range(block_key(pid, rowid)):
                 return None
             key = cur.key()
-            if _PID.unpack_from(key)[0] != pid:
+            if split_block_key(key)[0] != pid:
                 return None
             rowids, mat = decode_block(cur.value(), self.dim)
         self._last = (pid, rowids, mat)
@@ -229,7 +224,7 @@ class VectorTable:
         """Every block of a partition: (key, rowids, vectors)."""
         if self.blocks is None:
             return
-        prefix = _PID.pack(pid)
+        prefix = pid_prefix(pid)
         with self.txn.cursor(db=self.blocks) as cur:
             if not cur.set_range(prefix):
                 return
@@ -297,7 +292,7 @@ class VectorTable:
         """First rowid of the partition's next block above ``rowid`` (or a
         bound above every rowid)."""
         with self.txn.cursor(db=self.blocks) as cur:
-            if cur.set_range(block_key(pid, rowid)) and _PID.unpack_from(cur.key())[0] == pid:
+            if cur.set_range(block_key(pid, rowid)) and split_block_key(cur.key())[0] == pid:
                 return int(_FIRST.unpack_from(cur.value(), _COUNT.size)[0])
         return 2**63 - 1
 
@@ -318,7 +313,7 @@ class VectorTable:
                 if not cur.set_range(block_key(pid, rest[pos])):
                     break
                 key = bytes(cur.key())
-                if _PID.unpack_from(key)[0] != pid:
+                if split_block_key(key)[0] != pid:
                     break
                 brow, bmat = decode_block(cur.value(), self.dim)
                 last = int(brow[-1])
@@ -334,8 +329,3 @@ class VectorTable:
                     txn.put(block_key(pid, int(brow[keep][-1])),
                             encode_block(brow[keep], bmat[keep]), db=self.blocks)
         self._last = None
-
-
-def block_rowids(key: bytes) -> tuple[int, int]:
-    """(pid, last rowid) of a block key."""
-    return _PID.unpack_from(key)[0], u64(key[4:])

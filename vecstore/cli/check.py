@@ -34,9 +34,10 @@ from wal import WriteAheadLog
 
 from .._errors import CorruptionError
 from .._storage.files import file_crc
-from .._storage.records import decode_row
-from .._storage.env import Storage, split_hist_key, u64
-from .._storage.vectors import VectorTable, block_rowids, decode_block
+from .._storage.records import decode_row, row_pid
+from .._storage.env import Storage
+from .._storage.keys import k64, split_block_key, split_hist_key, u64
+from .._storage.vectors import VectorTable, decode_block
 
 MAX_LISTED = 100
 
@@ -186,11 +187,11 @@ def _check_segments(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dic
             if count > 1 and (np.diff(rowids) <= 0).any():
                 rep.problem(f"{what}: row ids are not strictly ascending")
             for r in rowids.tolist():
-                row = txn.get(r.to_bytes(8, "big"), db=rows_db)
+                row = txn.get(k64(r), db=rows_db)
                 if row is None:
                     rep.problem(f"{what}: row {r} does not exist")
                     break
-                if int.from_bytes(bytes(row[:4]), "big") != pid:
+                if row_pid(row) != pid:
                     rep.problem(f"{what}: row {r} belongs to another partition")
                     break
             sealed[pid].append(rowids)
@@ -214,7 +215,7 @@ def _check_blocks(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[
     prev: tuple[int, int] = (-1, -1)
     for key, raw in txn.cursor(db=db) if db is not None else ():
         n += 1
-        pid, last = block_rowids(bytes(key))
+        pid, last = split_block_key(bytes(key))
         what = f"vector block ({parts.get(pid, pid)!r}, last row {last})"
         try:
             rowids, mat = decode_block(raw, dim)
@@ -231,11 +232,11 @@ def _check_blocks(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[
         if not np.isfinite(mat).all():
             rep.problem(f"{what}: holds NaN or infinity")
         for r in rowids.tolist():
-            row = txn.get(r.to_bytes(8, "big"), db=rows_db) if rows_db is not None else None
-            if row is None or int.from_bytes(bytes(row[:4]), "big") != pid:
+            row = txn.get(k64(r), db=rows_db) if rows_db is not None else None
+            if row is None or row_pid(row) != pid:
                 rep.problem(f"{what}: row {r} has no record in that partition")
                 break
-            if vecs_db is not None and txn.get(r.to_bytes(8, "big"), db=vecs_db) is not None:
+            if vecs_db is not None and txn.get(k64(r), db=vecs_db) is not None:
                 rep.problem(f"{what}: row {r} also has a single vector value")
                 break
     rep.checked["vector_blocks"] = n

@@ -30,7 +30,7 @@ import numpy as np
 from .._errors import MigrationError, VecStoreError
 from .._engine.ops import Upsert
 from .._storage.records import lookup
-from .._storage.env import k64
+from .._storage.keys import k64
 from .._types import Distance
 from .._validate import (
     MAX_METADATA_BYTES,
