@@ -19,7 +19,8 @@ from ._metrics.recorder import Histogram, Metrics
 from ._query.plan import QueryPlan
 from ._query.snapshot import Snapshot
 from ._api.sync import PartitionedStore, PartitionView, VecStore, VersionedStore
-from ._types import Config, Distance, PQConfig, Query, Record, RecordVersion, Result, Stats, VersionInfo
+from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
+from ._types import PQConfig
 
 __version__ = "0.1.0"
 

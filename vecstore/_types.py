@@ -40,6 +40,40 @@ Durability = Literal["sync", "relaxed"]
 
 
 @dataclass(frozen=True)
+class PQConfig:
+    """Product quantization of a store's index: each vector is cut into
+    ``num_subvectors`` parts (``dim`` must be a multiple), each coded as the
+    nearest of ``num_centroids`` (a power of two, at most 256) centroids
+    trained with ``training_iterations`` k-means rounds on the segment's rows."""
+
+    num_subvectors: int
+    num_centroids: int = 256
+    training_iterations: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("num_subvectors", "num_centroids", "training_iterations"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
+                raise ConfigMismatchError(f"PQConfig.{name} must be a positive int, got {val!r}")
+        c = self.num_centroids
+        if c > 256 or c < 2 or c & (c - 1):
+            raise ConfigMismatchError(
+                f"PQConfig.num_centroids must be a power of two in 2..256, got {c}")
+
+
+Quantization = Literal["sq8"] | PQConfig | None
+
+
+def _quantization(q: Any) -> Quantization:
+    if q is None or q == "sq8" or isinstance(q, PQConfig):
+        return q  # type: ignore[no-any-return]
+    if isinstance(q, Mapping):  # a stored config (to_dict)
+        return PQConfig(**q)
+    raise ConfigMismatchError(
+        f"quantization must be None, 'sq8' or a PQConfig, got {q!r}")
+
+
+@dataclass(frozen=True)
 class Config:
     """Store configuration, kept with the data.
 
@@ -51,6 +85,9 @@ class Config:
     into an HNSW segment in the background.  ``index_kind`` names the ANN
     index kind sealed segments are built with (``None``: the store's, or
     ``"hnswlib"`` for a new store; see :mod:`vecstore._index`).
+    ``quantization`` keeps int8 (``"sq8"``) or product codes
+    (:class:`PQConfig`) in RAM instead of float32 vectors; results are
+    re-ranked with the stored float32 vectors, so scores stay exact.
     """
 
     dim: int | None = None
@@ -62,9 +99,15 @@ class Config:
     text_field: str | None = None
     seal_threshold: int = 10_000
     index_kind: str | None = None
+    quantization: Quantization = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "distance", Distance.parse(self.distance))
+        object.__setattr__(self, "quantization", _quantization(self.quantization))
+        q = self.quantization
+        if isinstance(q, PQConfig) and self.dim is not None and self.dim % q.num_subvectors:
+            raise ConfigMismatchError(
+                f"PQConfig.num_subvectors ({q.num_subvectors}) must divide dim ({self.dim})")
         if self.dim is not None and (
             isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim <= 0
         ):

@@ -28,6 +28,7 @@ from .base import (
     entry_kind,
     entry_params,
 )
+from .faiss_hnsw import FaissKind
 from .hnsw import HnswlibKind
 
 KINDS: dict[str, AnnKind] = {}
@@ -50,6 +51,7 @@ def kind_named(name: str) -> AnnKind:
 
 
 register(HnswlibKind())
+register(FaissKind())
 
 __all__ = ["DEFAULT_KIND", "KINDS", "AnnIndex", "AnnKind", "BuildCancelled", "Cancelled",
            "Progress", "Vectors", "entry_kind", "entry_params", "kind_named", "register"]

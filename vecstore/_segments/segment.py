@@ -247,12 +247,37 @@ class SealedSegment:
 
     def exact(self, q: np.ndarray, k: int, distance: Distance, elig: np.ndarray,
               fetch: Fetch) -> Hits:
+        """Best ``k`` of the eligible rows by a scan: of the index's own rows
+        in RAM when it offers them (``rows``), else of LMDB's vectors."""
         pos = np.flatnonzero(elig)
         if pos.size == 0:
             return _EMPTY
-        dist = exact_distances(fetch(self.rowids[pos]), q, distance)
+        rows = getattr(self.index, "rows", None)
+        if rows is None:
+            dist = exact_distances(fetch(self.rowids[pos]), q, distance)
+        else:
+            dist = exact_distances(rows(pos), q, distance)
+            if not self.index.exact:  # decoded codes: re-rank the best exactly
+                cand = pos[top_k(dist, min(pos.size, k * self.index.rerank))]
+                return self._rerank(cand, q, k, distance, fetch)
         best = top_k(dist, k)
         return dist[best], self.rowids[pos[best]]
+
+    def _rerank(self, labels: np.ndarray, q: np.ndarray, k: int, distance: Distance,
+                fetch: Fetch) -> Hits:
+        """Exact distances of candidate ``labels`` (from LMDB's vectors), best ``k``."""
+        rows = self.rowids[labels]
+        dist = exact_distances(fetch(rows), q, distance)
+        best = top_k(dist, k)
+        return dist[best], rows[best]
+
+    def _take(self, labels: np.ndarray, dist: np.ndarray, k: int, q: np.ndarray,
+              distance: Distance, fetch: Fetch) -> Hits:
+        """The best ``k`` of an index's answer (labels best first): as they
+        are from an exact index, re-ranked from LMDB's vectors otherwise."""
+        if getattr(self.index, "exact", True):
+            return dist[:k], self.rowids[labels[:k]]
+        return self._rerank(labels[: k * self.index.rerank], q, k, distance, fetch)
 
     def _knn(self, q: np.ndarray, k: int, ef: int, allow: np.ndarray | None = None,
              cap: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -266,8 +291,7 @@ class SealedSegment:
         if mask is None and inv == 0 and not force_exact:
             got = self._knn(q, k, ef)
             if got is not None:
-                labels, dist = got
-                return dist[:k], self.rowids[labels[:k]]
+                return self._take(got[0], got[1], k, q, distance, fetch)
         elig = visible(self.born, self.died, version)
         if mask is not None:
             elig &= mask
@@ -284,16 +308,15 @@ class SealedSegment:
                 labels, dist = got
                 ok = elig[labels]
                 if int(ok.sum()) >= min(k, m):
-                    keep = np.flatnonzero(ok)[:k]
-                    return dist[keep], self.rowids[labels[keep]]
+                    keep = np.flatnonzero(ok)
+                    return self._take(labels[keep], dist[keep], k, q, distance, fetch)
                 if kk >= n:
                     break
                 kk *= 4
         # A filtered walk: the index skips ineligible labels as it goes.
         got = self._knn(q, k, ef, allow=elig, cap=m)
         if got is not None:
-            labels, dist = got
-            return dist[:k], self.rowids[labels[:k]]
+            return self._take(got[0], got[1], k, q, distance, fetch)
         return self.exact(q, k, distance, elig, fetch)
 
 
