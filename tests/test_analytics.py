@@ -310,7 +310,7 @@ def test_collaborative_and_hybrid_are_brute_force(store):
     assert not {r.id for r in got} & set(seen)
 
 
-@pytest.mark.parametrize("method", ["exact", "ivf"])
+@pytest.mark.parametrize("method", ["exact", "cells", "ivf"])
 def test_duplicates_are_brute_force(tmp_path, method):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3000, DIM)).astype(np.float32)

@@ -10,7 +10,7 @@ parameters and seed it gives the same labels:
   scikit-learn's k-means++ on a sample, Lloyd iterations on at most
   ``max_points_per_centroid * n_clusters`` sampled rows, then every row
   assigned to its nearest centroid (see docs/analytics.md for the measured
-  speed and inertia).
+  speed and inertia); k-means++ runs on 32 sampled rows per centroid.
 * ``DBSCAN``: ``sklearn.cluster.DBSCAN``; from ``FAISS_GRAPH_FROM`` rows on
   the eps-neighbourhoods are found by faiss (exact range search) and handed
   to scikit-learn as a precomputed sparse graph -- the same labels.
@@ -116,7 +116,9 @@ class KMeansClustering:
         best: tuple[float, np.ndarray] | None = None
         for run in range(n_init):
             seed = int(rng.integers(2**31 - 1)) if self.seed is None or run else self.seed
-            init, _ = kpp(sample, k, random_state=seed)
+            seeds = sample if sample.shape[0] <= 32 * k else \
+                sample[rng.choice(sample.shape[0], 32 * k, replace=False)]
+            init, _ = kpp(seeds, k, random_state=seed)  # k-means++ on 32 rows a centroid
             km = faiss.Kmeans(d, k, niter=self.max_iter, seed=seed,
                               max_points_per_centroid=self.max_points_per_centroid,
                               verbose=False)
