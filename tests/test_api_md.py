@@ -61,10 +61,10 @@ PENDING = {"Versions: change feed": 17, "Index settings and quantization": 12,
 MODULES: dict[str, list[str]] = {
     "vecstore.migration": ["MigrationConfig", "PineconeMigration", "QdrantMigration",
                            "ChromaMigration", "WeaviateMigration"],
+    "vecstore.langchain": ["VecStoreVectorStore"],
+    "vecstore.llama_index": ["VecStoreVectorStore"],
 }
 PENDING_MODULES: dict[str, tuple[int, list[str]]] = {
-    "vecstore.langchain": (14, ["VecStoreVectorStore"]),
-    "vecstore.llama_index": (14, ["VecStoreVectorStore"]),
     "vecstore.analytics": (15, ["KMeansClustering", "DBSCAN", "Hierarchical", "IsolationForest",
                                 "LOF", "ZScoreDetector", "PCA"]),
 }
