@@ -63,11 +63,10 @@ MODULES: dict[str, list[str]] = {
                            "ChromaMigration", "WeaviateMigration"],
     "vecstore.langchain": ["VecStoreVectorStore"],
     "vecstore.llama_index": ["VecStoreVectorStore"],
+    "vecstore.analytics": ["KMeansClustering", "DBSCAN", "Hierarchical", "IsolationForest",
+                           "LOF", "ZScoreDetector", "PCA"],
 }
-PENDING_MODULES: dict[str, tuple[int, list[str]]] = {
-    "vecstore.analytics": (15, ["KMeansClustering", "DBSCAN", "Hierarchical", "IsolationForest",
-                                "LOF", "ZScoreDetector", "PCA"]),
-}
+PENDING_MODULES: dict[str, tuple[int, list[str]]] = {}
 ERRORS = ["VecStoreError", "DimensionMismatchError", "InvalidVectorError",
           "InvalidMetadataError", "FilterError", "ConfigMismatchError", "StoreClosedError",
           "StoreLockedError", "ReadOnlyError", "VersionNotRetainedError", "CorruptionError",
