@@ -29,7 +29,6 @@ from typing import Any
 
 from vecstore import AsyncVecStore, Config, VecStoreError
 
-
 # -- the service ---------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from vecstore.langchain import VecStoreVectorStore
 class KeywordEmbeddings(Embeddings):
     """One dimension per keyword: texts sharing keywords are close."""
 
-    KEYWORDS = ["python", "rust", "database", "vector", "web", "async", "crash", "tutorial"]
+    KEYWORDS = ("python", "rust", "database", "vector", "web", "async", "crash", "tutorial")
 
     def _embed(self, text: str) -> list[float]:
         words = text.lower().replace(",", " ").replace(".", " ").split()

@@ -30,8 +30,8 @@ EXPECTED_LINES: dict[str, list[str]] = {
         "'python vector database', MMR (diverse): ['vecstore', ",
         "'crash safe database', relevance >= 0.8: ['sqlite']",
         "async: 'rust': ['axum']",
-        "reopened: 'vecstore' -> 'vecstore is an embedded vector database for Python.' "
-        "{'lang': 'python', 'year': 2024}",
+        ("reopened: 'vecstore' -> 'vecstore is an embedded vector database for Python.' "
+         "{'lang': 'python', 'year': 2024}"),
     ],
 }
 

@@ -14,13 +14,13 @@ import pytest
 pytest.importorskip("langchain_core")
 pytest.importorskip("langchain_tests")
 
-from langchain_core.documents import Document  # noqa: E402
-from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings  # noqa: E402
-from langchain_core.vectorstores import VectorStore  # noqa: E402
-from langchain_tests.integration_tests import VectorStoreIntegrationTests  # noqa: E402
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
-from vecstore import Config, VecStore  # noqa: E402
-from vecstore.langchain import VecStoreVectorStore  # noqa: E402
+from vecstore import Config, VecStore
+from vecstore.langchain import VecStoreVectorStore
 
 # Marked at collection (not only by conftest's hook) so that anyio sees the
 # module's anyio_backend fixture below and runs each async test once, on asyncio.
@@ -36,7 +36,8 @@ class TestStandardSuite(VectorStoreIntegrationTests):
     """LangChain's ``VectorStoreIntegrationTests``, unchanged, on a store per test."""
 
     @pytest.fixture()
-    def vectorstore(self, tmp_path: Path) -> Generator[VectorStore, None, None]:  # type: ignore[override]
+    def vectorstore(  # type: ignore[override]
+            self, tmp_path: Path) -> Generator[VectorStore, None, None]:
         vs = VecStoreVectorStore(tmp_path / "lc.db", embedding=self.get_embeddings())
         try:
             yield vs
@@ -48,7 +49,8 @@ class TestStandardSuiteOnAPartition(VectorStoreIntegrationTests):
     """The same suite over one partition of a store another partition shares."""
 
     @pytest.fixture()
-    def vectorstore(self, tmp_path: Path) -> Generator[VectorStore, None, None]:  # type: ignore[override]
+    def vectorstore(  # type: ignore[override]
+            self, tmp_path: Path) -> Generator[VectorStore, None, None]:
         with VecStore.open(tmp_path / "shared.db") as store:
             emb = self.get_embeddings()
             other = VecStoreVectorStore(store, embedding=emb, partition="tenant_b")
@@ -63,7 +65,7 @@ class TestStandardSuiteOnAPartition(VectorStoreIntegrationTests):
 class Words(Embeddings):
     """Bag of words over a small vocabulary: texts sharing words are close."""
 
-    VOCAB = ["cat", "dog", "fish", "bird", "red", "blue", "fast", "slow"]
+    VOCAB = ("cat", "dog", "fish", "bird", "red", "blue", "fast", "slow")
 
     def _one(self, text: str) -> list[float]:
         words = text.lower().split()
@@ -126,7 +128,7 @@ def test_scores_and_relevance_per_distance(tmp_path: Path) -> None:
         vs = VecStoreVectorStore(tmp_path / f"{distance}.db", embedding=Words(),
                                  config=Config(distance=distance))
         vs.add_texts(["red cat", "blue fish"], ids=["a", "b"])
-        (doc, raw), (_, far) = vs.similarity_search_with_score("red cat", k=2)
+        (doc, raw), _ = vs.similarity_search_with_score("red cat", k=2)
         assert doc.id == "a" and math.isclose(raw, expect_raw, abs_tol=1e-5)
         rel = vs.similarity_search_with_relevance_scores("red cat", k=2)
         assert [d.id for d, _ in rel] == ["a", "b"]
@@ -222,7 +224,7 @@ except ImportError as e:
 
 def test_core_imports_neither_framework(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", CORE_ALONE, str(tmp_path / "c.db")],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr
     assert "extra missing: blocked: langchain_core" in out.stdout
     # and each adapter loads its own framework only
@@ -230,11 +232,11 @@ def test_core_imports_neither_framework(tmp_path: Path) -> None:
                        ("vecstore.llama_index", "langchain_core")]:
         code = (f"import sys, {mod}; "
                 f"assert not any(m.split('.')[0] == {other!r} for m in sys.modules)")
-        assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0, mod
+        assert subprocess.run([sys.executable, "-c", code], timeout=120,
+                              check=False).returncode == 0, mod
 
 
 def test_fake_embedding_dimension_checked(tmp_path: Path) -> None:
     with VecStoreVectorStore(tmp_path / "d.db", DeterministicFakeEmbedding(size=6),
-                             config=Config(dim=7)) as vs:
-        with pytest.raises(Exception, match="dim"):
-            vs.add_texts(["x"])
+                             config=Config(dim=7)) as vs, pytest.raises(Exception, match="dim"):
+        vs.add_texts(["x"])

@@ -12,10 +12,10 @@ import pytest
 
 pytest.importorskip("llama_index.core")
 
-from llama_index.core import Settings, StorageContext, VectorStoreIndex  # noqa: E402
-from llama_index.core.embeddings import BaseEmbedding, MockEmbedding  # noqa: E402
-from llama_index.core.schema import TextNode  # noqa: E402
-from llama_index.core.vector_stores.types import (  # noqa: E402
+from llama_index.core import Settings, StorageContext, VectorStoreIndex
+from llama_index.core.embeddings import BaseEmbedding, MockEmbedding
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.types import (
     FilterCondition,
     FilterOperator,
     MetadataFilter,
@@ -24,8 +24,8 @@ from llama_index.core.vector_stores.types import (  # noqa: E402
     VectorStoreQueryMode,
 )
 
-from vecstore import Config, FilterError, VecStore  # noqa: E402
-from vecstore.llama_index import VecStoreVectorStore, to_vecstore_filter  # noqa: E402
+from vecstore import Config, FilterError, VecStore
+from vecstore.llama_index import VecStoreVectorStore, to_vecstore_filter
 
 # Marked at collection (not only by conftest's hook) so that anyio sees the
 # module's anyio_backend fixture below and runs each async test once, on asyncio.

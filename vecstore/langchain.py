@@ -38,7 +38,7 @@ import functools
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import anyio.to_thread
 import numpy as np
@@ -138,7 +138,7 @@ class VecStoreVectorStore(VectorStore):
         if self._owns:
             self._store.close()
 
-    def __enter__(self) -> VecStoreVectorStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -317,7 +317,7 @@ class VecStoreVectorStore(VectorStore):
         if not hits:
             return []
         picked = maximal_marginal_relevance(
-            np.asarray(embedding, dtype=np.float32), [h.vector for h in hits],
+            np.asarray(embedding, dtype=np.float32), [h.vector for h in hits],  # type: ignore[misc]
             lambda_mult=lambda_mult, k=min(k, len(hits)))
         return [self._doc(hits[i]) for i in picked]
 

@@ -183,7 +183,8 @@ class VecStoreVectorStore(BasePydanticVectorStore):
             eng_cfg = getattr(vstore._engine, "config", None)
             key = text_key or getattr(eng_cfg, "text_field", None) or DEFAULT_TEXT_KEY
             view = vstore if partition is None else vstore.partition(partition)
-            super().__init__(partition=view.name, text_key=key, **kwargs)
+            super().__init__(partition=view.name, text_key=key,  # type: ignore[call-arg]
+                             **kwargs)
             self._distance = Distance.parse(vstore.stats().distance)
         except BaseException:
             if owns:
