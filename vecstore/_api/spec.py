@@ -23,20 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
 from .._engine import requests as rq
-from .._engine.ops import WriteRequest
+from .._engine.ops import DropIndex, WriteRequest
+from .._engine.requests import make_create_index
 from .._engine.versions import (
     list_versions,
     make_retention,
     make_rollback,
     make_tag,
-    open_snapshot,
-    record_history,
 )
 from .._filter.core import Filter
-from .._metaindex.indexing import DropIndex, make_create_index
 from .._metrics.recorder import Metrics
 from .._query.plan import QueryPlan
 from .._query.snapshot import DEFAULT, QueryLike, Snapshot, make_query
+from .._query.views import open_snapshot, record_history
 from .._types import Record, RecordVersion, Result, Stats, VersionInfo
 from .._validate import check_partition
 from .handle import Handle

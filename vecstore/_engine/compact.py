@@ -14,29 +14,37 @@ Two phases, both run by the writer between ordinary batches:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import lmdb
 import numpy as np
 
 from .._metaindex.columns import ColumnBuilder
 from .._metaindex.indexing import row_index_keys
-from .jobs import SegmentJob
-from .._storage.records import decode_row
-from .._segments.segment import GrowingSegment
+from .._segments.segment import GrowingSegment, SealedSegment
+from .._storage.env import Storage
 from .._storage.keys import k64, split_hist_key, u64
+from .._storage.records import decode_row
 from .._storage.vectors import VectorTable
+from .jobs import SegmentJob
+from .partitions import Partitions
+from .state import PartMem
 
-if TYPE_CHECKING:
-    from .engine import Engine
+# (partition, sources, growing rows, threads, floor) -> a job leaving out what died <= floor
+JobFor = Callable[[PartMem, list[SealedSegment], int, int, "int | None"], SegmentJob]
 
 REBUILD_SHARE = 0.2
 
 
-def plan(engine: Engine, floor: int, threads: int) -> list[SegmentJob]:
+def plan(mem: Partitions, floor: int, threads: int, job_for: JobFor
+         ) -> tuple[list[SegmentJob], list[int]]:
+    """Phase 1: jobs rebuilding sealed segments without their reclaimable
+    rows (``job_for``: :meth:`.sealing.SegmentJobs.job`), and growing
+    segments filtered in place; returns the jobs and the partitions whose
+    growing segment changed (to publish)."""
     jobs = []
     changed = []
-    for pm in engine.parts.values():
+    for pm in mem.parts.values():
         if pm.job is not None:
             continue
         # Rebuild a segment only when enough of it is reclaimable; below that
@@ -44,7 +52,7 @@ def plan(engine: Engine, floor: int, threads: int) -> list[SegmentJob]:
         dead = [s for s in pm.sealed
                 if s.n_dead and int((s.died <= floor).sum()) >= REBUILD_SHARE * s.n]
         if dead:
-            pm.job = engine._job(pm, dead, 0, threads, floor=floor)
+            pm.job = job_for(pm, dead, 0, threads, floor)
             jobs.append(pm.job)
         g = pm.growing
         if g is not None and g.n_dead and bool((g.died[: g.n] <= floor).any()):
@@ -56,24 +64,16 @@ def plan(engine: Engine, floor: int, threads: int) -> list[SegmentJob]:
             fresh.cols = {p: ColumnBuilder.of(c) for p, c in g.columns(keep).items()}
             pm.growing = fresh
             changed.append(pm.pid)
-    if changed:
-        engine.state = engine._make_state(changed)
-    return jobs
-
-
-def referenced_rowids(engine: Engine) -> np.ndarray:
-    parts = [s.rowids for pm in engine.parts.values() for s in pm.sealed]
-    parts += [pm.growing.rowids[: pm.growing.n] for pm in engine.parts.values()
-              if pm.growing is not None]
-    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    return jobs, changed
 
 
 class Purge:
     """Resumable LMDB clean-up below ``floor``; call :meth:`step` until it
     returns False.  Each step is one write transaction (writer only)."""
 
-    def __init__(self, engine: Engine, floor: int, limit: int = 5000) -> None:
-        self.engine = engine
+    def __init__(self, storage: Storage, mem: Partitions, floor: int, limit: int = 5000) -> None:
+        self.storage = storage
+        self.mem = mem
         self.floor = floor
         self.limit = limit
         self.phase = 0
@@ -82,7 +82,7 @@ class Purge:
         self.hist_deleted = 0
 
     def step(self) -> bool:
-        st = self.engine.storage
+        st = self.storage
         if self.phase == 0:
             more = st.write(self._rows)
         elif self.phase == 1:
@@ -96,8 +96,8 @@ class Purge:
         return True
 
     def _rows(self, txn: lmdb.Transaction) -> bool:
-        st = self.engine.storage
-        ref = referenced_rowids(self.engine)
+        st = self.storage
+        ref = self.mem.referenced_rowids()
         victims = []
         with txn.cursor(db=st.db("died")) as cur:
             if not (cur.set_range(self.resume) if self.resume else cur.first()):
@@ -113,7 +113,7 @@ class Purge:
         arr = np.asarray(victims, np.int64)
         if ref.size and arr.size:
             arr = arr[~np.isin(arr, ref)]
-        defs = list(self.engine.indexes.values())
+        defs = list(self.mem.indexes.values())
         by_pid: dict[int, list[int]] = {}
         for rowid in arr.tolist():
             key = k64(rowid)
@@ -127,7 +127,7 @@ class Purge:
                 txn.delete(key, db=st.db("vecs"))
             txn.delete(key, db=st.db("rows"))
             txn.delete(key, db=st.db("died"))
-        vectors = VectorTable(st, txn, self.engine.dim)
+        vectors = VectorTable(st, txn, self.mem.dim)
         for pid, rowids in by_pid.items():
             vectors.remove(pid, rowids)
         self.rows_deleted += int(arr.size)
@@ -136,7 +136,7 @@ class Purge:
     def _hist(self, txn: lmdb.Transaction) -> bool:
         """Per id, drop entries below the floor except the state at the
         floor (and that too when it is a deletion)."""
-        st = self.engine.storage
+        st = self.storage
         doomed: list[bytes] = []
         seen = 0
         group: list[tuple[bytes, int, bool]] = []
@@ -174,7 +174,7 @@ class Purge:
         return stop_key is not None
 
     def _versions(self, txn: lmdb.Transaction) -> None:
-        st = self.engine.storage
+        st = self.storage
         with txn.cursor(db=st.db("versions")) as cur:
             while cur.first() and u64(cur.key()) < self.floor:
                 cur.delete()

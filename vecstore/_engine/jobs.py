@@ -2,15 +2,21 @@
 see :mod:`vecstore._index`) off the writer's thread and write it to an
 immutable file (temp -> fsync -> rename -> fsync dir).
 
-A job is created by the writer (``Engine.plan_job``), built in a worker
+A job is created by the writer (``SegmentJobs.plan``), built in a worker
 thread (``SegmentJob.build``, touches no LMDB state), and published by the
-writer (``Engine.finish_job``), which records it in the manifest.  A file
-that was written but never recorded is garbage and is removed at open.
+writer (``SegmentJobs.finish``), which records it in the manifest.  A file
+that was written but never recorded is garbage and is removed at open
+(:meth:`SegmentFiles.collect_garbage`); a file a merge or compaction
+replaced is removed once no backup holds the files (:meth:`SegmentFiles.hold`).
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +35,49 @@ def write_index_file(index: AnnIndex, path: str) -> int:
 
 def segment_file_name(seg_id: int) -> str:
     return f"seg-{seg_id:016x}.hnsw"
+
+
+class SegmentFiles:
+    """Removal of segment files, deferred while a backup holds them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holds = 0  # backups in progress: segment files must stay
+        self._deferred: list[str] = []
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Keep segment files on disk (e.g. while a backup copies them)."""
+        with self._lock:
+            self._holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holds -= 1
+                todo = self._deferred if self._holds == 0 else []
+                if self._holds == 0:
+                    self._deferred = []
+            self.remove(todo)
+
+    def remove(self, paths: list[str]) -> None:
+        with self._lock:
+            if self._holds:
+                self._deferred.extend(paths)
+                return
+        for path in paths:
+            remove_quietly(path)
+
+    @staticmethod
+    def collect_garbage(folder: str, keep: Iterable[str]) -> None:
+        """Remove the files of ``folder`` not in ``keep`` (at open)."""
+        keep = set(keep)
+        for name in os.listdir(folder):
+            if name not in keep:
+                try:
+                    os.remove(os.path.join(folder, name))
+                except OSError:
+                    pass
 
 
 @dataclass

@@ -18,22 +18,24 @@ import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cbor2
 import lmdb
 import numpy as np
 
+from wal import WriteAheadLog
+
 from .._errors import CorruptionError
 from .._index import AnnIndex, entry_kind, entry_params, kind_named
-from .._storage.records import Reader
 from .._segments.segment import INF, GrowingSegment, SealedSegment, prepare
-from .state import PartMem
-from .._storage.keys import u64
+from .._storage.env import Storage
 from .._storage.files import file_crc
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .._storage.keys import k64, u64
+from .._storage.records import Reader
+from .._types import Distance
+from .jobs import write_index_file
+from .state import PartMem
 
 log = logging.getLogger("vecstore")
 
@@ -69,12 +71,12 @@ def died_for(rowids: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> np.ndarr
     return died
 
 
-def open_index(engine: Engine, entry: Mapping[str, Any], reader: Reader, rowids: np.ndarray
-               ) -> AnnIndex | None:
+def open_index(st: Storage, distance: Distance, entry: Mapping[str, Any], reader: Reader,
+               rowids: np.ndarray) -> AnnIndex | None:
     """Load a segment file through its kind if it is intact, else None.  A
     kind that keeps no vectors in its file gets them from LMDB, a chunk at a
     time."""
-    path = engine.storage.segment_path(entry["file"])
+    path = st.segment_path(entry["file"])
     try:
         kind = kind_named(entry_kind(entry))
         if file_crc(path) != entry["crc"]:
@@ -82,26 +84,27 @@ def open_index(engine: Engine, entry: Mapping[str, Any], reader: Reader, rowids:
             return None
 
         def fetch(labels: np.ndarray) -> np.ndarray:
-            return prepare(reader.vectors(entry["pid"], rowids[labels], entry["dim"]),
-                           engine.distance)
+            return prepare(reader.vectors(entry["pid"], rowids[labels], entry["dim"]), distance)
 
-        return kind.load(path, engine.distance, entry["dim"], entry["n"], entry, fetch)
+        return kind.load(path, distance, entry["dim"], entry["n"], entry, fetch)
     except (OSError, RuntimeError, CorruptionError) as exc:
         log.warning("segment file %s unreadable (%s); rebuilding it from LMDB", path, exc)
         return None
 
 
-def rebuild_index(engine: Engine, seg_id: int, entry: Mapping[str, Any], vecs: np.ndarray
+def rebuild_index(distance: Distance, seg_id: int, entry: Mapping[str, Any], vecs: np.ndarray
                   ) -> AnnIndex:
     """A segment's index built again from its (prepared) vectors, with the
     kind and parameters its manifest entry records."""
     kind = kind_named(entry_kind(entry))
-    return kind.build(vecs, engine.distance, entry_params(entry), os.cpu_count() or 1,
+    return kind.build(vecs, distance, entry_params(entry), os.cpu_count() or 1,
                       seed=seg_id & 0x7FFFFFFF)
 
 
-def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loaded:
-    st = engine.storage
+def load(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, dim: int | None,
+         distance: Distance, reuse: Mapping[int, Any]) -> Loaded:
+    """The partitions as committed in ``txn`` (``reuse``: indexes already
+    loaded, by segment id)."""
     out = Loaded({})
     if st.db("parts") is None:
         return out
@@ -121,10 +124,10 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         index = reuse.get(seg_id)
         if index is None:
             out.vectors_read += n
-            index = open_index(engine, entry, reader, rowids)
+            index = open_index(st, distance, entry, reader, rowids)
         if index is None:
-            vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]), engine.distance)
-            index = rebuild_index(engine, seg_id, entry, vecs)
+            vecs = prepare(reader.vectors(entry["pid"], rowids, entry["dim"]), distance)
+            index = rebuild_index(distance, seg_id, entry, vecs)
             out.repaired.append((seg_id, entry, index))
         pm = by_pid[entry["pid"]]
         pm.sealed.append(SealedSegment(seg_id, pm.pid, index, rowids, born,
@@ -132,7 +135,7 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
         pm.upto = max(pm.upto, entry["upto"])
     # The WAL tail: rows not yet sealed.
     pending: dict[int, list[tuple[int, int, int, int]]] = {}
-    for seq, entry in engine.wal.read(1, txn=txn):
+    for seq, entry in wal.read(1, txn=txn):
         out.last_seq = seq
         for pid, r0, n in entry["a"]:
             pm = by_pid[pid]
@@ -141,17 +144,26 @@ def load(engine: Engine, txn: lmdb.Transaction, reuse: Mapping[int, Any]) -> Loa
                 pending.setdefault(pid, []).append((lo, r0 + n, entry["v"], seq))
     for pid, ranges in pending.items():
         pm = by_pid[pid]
-        assert engine.dim is not None
-        g = GrowingSegment(pid, engine.dim, engine.distance,
+        assert dim is not None
+        g = GrowingSegment(pid, dim, distance,
                            sum(hi - lo for lo, hi, _v, _s in ranges))
         for lo, hi, v, seq in ranges:
             rowids, raw = reader.existing_vectors(pid, np.arange(lo, hi, dtype=np.int64),
-                                                  engine.dim)
+                                                  dim)
             if rowids.size:
-                g.append(rowids, np.full(rowids.size, v, np.int64), prepare(raw, engine.distance))
+                g.append(rowids, np.full(rowids.size, v, np.int64), prepare(raw, distance))
             pm.adds.append((lo, hi - 1, seq))
         g.died[: g.n] = died_for(g.rowids[: g.n], dkeys, dvals)
         g.n_dead = int((g.died[: g.n] != INF).sum())
         pm.growing = g
-    out.last_seq = max(out.last_seq, engine.wal.last_seq(txn=txn))
+    out.last_seq = max(out.last_seq, wal.last_seq(txn=txn))
     return out
+
+
+def save_repairs(st: Storage, repaired: list[tuple[int, dict[str, Any], AnnIndex]]) -> None:
+    """Write the segment files load() rebuilt, and their manifest entries."""
+    for seg_id, entry, index in repaired:
+        entry = dict(entry, kind=index.kind, params=entry_params(entry), **index.manifest())
+        entry["crc"] = write_index_file(index, st.segment_path(entry["file"]))
+        st.write(lambda txn, e=entry, s=seg_id: txn.put(k64(s), cbor2.dumps(e),
+                                                         db=st.db("segs")))

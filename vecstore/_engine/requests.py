@@ -14,7 +14,9 @@ import numpy as np
 
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidMetadataError
 from .._filter.core import parse_filter
-from .ops import Delete, DeleteWhere, DropPartition, Upsert
+from .._metaindex.columns import path_of
+from .._metaindex.indexing import check_kind
+from .ops import CreateIndex, Delete, DeleteWhere, DropPartition, Upsert
 from .._validate import (
     as_matrix,
     as_vector,
@@ -116,3 +118,10 @@ def delete_many(partition: str, ids: Iterable[Any] | None, filter: Any,
 
 def drop_partition(name: str, message: Any) -> DropPartition:
     return DropPartition(check_partition(name), _message(message))
+
+
+def make_create_index(field: Any, kind: Any) -> CreateIndex:
+    if not isinstance(field, str):
+        raise InvalidArgumentTypeError(f"field must be a str, got {type(field).__name__}")
+    path_of(field)
+    return CreateIndex(field, check_kind(kind))

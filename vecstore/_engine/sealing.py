@@ -1,18 +1,15 @@
-"""Segment jobs, the engine's half: planning seals and merges, publishing
-a built segment (manifest entry, packed vectors, WAL truncation), and
-keeping superseded segment files until no backup needs them.
+"""Segment jobs, the writer's half: planning seals and merges, and
+publishing a built segment (manifest entry, packed vectors, WAL
+truncation).  Building one is :class:`.jobs.SegmentJob`, in a worker thread.
 
-Mixed into :class:`vecstore._engine.Engine`; every method but
-``fetch_vectors``, ``hold_files`` and ``_remove_files`` runs on the writer.
+Owned by the engine; every method but ``fetch_vectors`` runs on the writer.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cbor2
 import lmdb
@@ -20,71 +17,67 @@ import numpy as np
 
 from .._index import kind_named
 from .._metaindex.columns import concat_columns
-from .._storage.files import remove_quietly
-from .jobs import SegmentJob, segment_file_name
-from .._storage.records import Reader
 from .._segments.segment import SealedSegment, prepare
+from .._storage.files import remove_quietly
 from .._storage.keys import k64
+from .._storage.records import Reader
 from .._storage.vectors import VectorTable
+from .jobs import SegmentFiles, SegmentJob, segment_file_name
+from .partitions import Partitions
+from .state import PartMem
 
 if TYPE_CHECKING:
     from wal import WriteAheadLog
 
-    from .._metaindex.indexing import IndexDef
     from .._metrics.recorder import Recorder
-    from .state import PartMem, State
     from .._storage.env import Storage
-    from .._types import Config, Distance
+    from .._types import Config
 
 MAX_SEGMENTS = 8  # more sealed segments than this in a partition triggers a merge
 
 
 class SegmentJobs:
-    storage: Storage
-    wal: WriteAheadLog
-    config: Config
-    distance: Distance
-    dim: int | None
-    parts: dict[str, PartMem]
-    by_pid: dict[int, PartMem]
-    indexes: dict[tuple[str, ...], IndexDef]
-    next_seg: int
-    last_seq: int
-    state: State
-    _holds: int
-    _deferred: list[str]
-    _files_lock: threading.Lock
-    metrics: Recorder
+    """Plans jobs over ``mem``'s partitions and publishes their results:
+    records them in ``storage`` (truncating ``wal``), swaps them into
+    ``mem``, then calls ``publish`` with the partitions changed.  Files of
+    replaced segments go to ``files``."""
 
-    if TYPE_CHECKING:
-        def _make_state(self, changed: Any = None) -> State: ...
+    def __init__(self, storage: Storage, wal: WriteAheadLog, config: Config, mem: Partitions,
+                 files: SegmentFiles, metrics: Recorder,
+                 publish: Callable[[list[int]], None]) -> None:
+        self.storage = storage
+        self.wal = wal
+        self.config = config
+        self.mem = mem
+        self.files = files
+        self.metrics = metrics
+        self.publish = publish
+        self.next_seg = 1  # set from the store at load
 
-    # -- segment jobs -------------------------------------------------------------
-
-    def plan_jobs(self, force: bool = False, threads: int = 1) -> list[SegmentJob]:
+    def plan(self, force: bool = False, threads: int = 1) -> list[SegmentJob]:
         """Jobs to start now: seals of full growing segments and merges of
         partitions with too many segments (``force``: seal and merge all)."""
         jobs = []
-        for pm in self.parts.values():
+        for pm in self.mem.parts.values():
             if pm.job is not None:
                 continue
             grow = pm.growing.n if pm.growing is not None else 0
             if force:
                 if grow == 0 and len(pm.sealed) <= 1:
                     continue
-                job = self._job(pm, pm.sealed, grow, threads)
+                job = self.job(pm, pm.sealed, grow, threads)
             elif grow >= self.config.seal_threshold:
-                job = self._job(pm, [], grow, threads)
+                job = self.job(pm, [], grow, threads)
             elif len(pm.sealed) > MAX_SEGMENTS:
                 small = sorted(pm.sealed, key=lambda s: s.n)[: MAX_SEGMENTS // 2]
-                job = self._job(pm, small, 0, threads)
+                job = self.job(pm, small, 0, threads)
             else:
                 continue
             pm.job = job
             jobs.append(job)
         return jobs
 
-    def _job(self, pm: PartMem, sources: list[SealedSegment], count: int,
+    def job(self, pm: PartMem, sources: list[SealedSegment], count: int,
              threads: int, floor: int | None = None) -> SegmentJob:
         """A job over ``sources`` plus the growing prefix of ``count`` rows;
         with ``floor``, rows no retained version can see (died <= floor)
@@ -113,21 +106,23 @@ class SegmentJobs:
         kind = kind_named(self.config.index_kind)
         return SegmentJob(
             pm.pid, seg_id, list(sources), count,
-            g.vecs if (g is not None and count) else np.empty((0, self.dim or 1), np.float32),
+            g.vecs if (g is not None and count) else np.empty((0, self.mem.dim or 1), np.float32),
             rowids, born, order, self.storage.segment_path(segment_file_name(seg_id)),
-            self.distance, kind, kind.params(self.config), threads, self.fetch_vectors,
+            self.mem.distance, kind, kind.params(self.config), threads, self.fetch_vectors,
             cutoff=int(g.rowids[count - 1]) if (count and g is not None) else -1)
 
     def fetch_vectors(self, pid: int, rowids: np.ndarray) -> np.ndarray:
         """Rows' vectors as searched (any thread)."""
-        assert self.dim is not None
+        dim = self.mem.dim
+        assert dim is not None
         with self.storage.read() as txn:
-            return prepare(Reader(self.storage, txn).vectors(pid, rowids, self.dim),
-                           self.distance)
+            return prepare(Reader(self.storage, txn).vectors(pid, rowids, dim),
+                           self.mem.distance)
 
-    def finish_job(self, job: SegmentJob) -> None:
-        """Record a built segment in the manifest and publish it (writer only)."""
-        pm = self.by_pid[job.pid]
+    def finish(self, job: SegmentJob) -> None:
+        """Record a built segment in the manifest and publish it."""
+        mem = self.mem
+        pm = mem.by_pid[job.pid]
         g = pm.growing
         died_parts = [s.died for s in job.sources]
         if job.count:
@@ -138,7 +133,7 @@ class SegmentJobs:
             died = died[job.order]
         seg = SealedSegment(job.seg_id, pm.pid, job.index, job.rowids, job.born,
                             died.copy(), os.path.basename(job.path))
-        for path in self.indexes:
+        for path in mem.indexes:
             cols = [s.cols[path] for s in job.sources]
             if job.count:
                 assert g is not None
@@ -146,15 +141,15 @@ class SegmentJobs:
             col = concat_columns(cols)
             seg.cols[path] = col if job.order is None else col.take(job.order)
         entry = {"pid": pm.pid, "file": seg.file, "n": seg.n, "crc": job.crc,
-                 "upto": max(pm.upto, job.cutoff), "dim": self.dim, "kind": job.kind.name,
+                 "upto": max(pm.upto, job.cutoff), "dim": mem.dim, "kind": job.kind.name,
                  "params": job.params,
                  **(job.index.manifest() if job.index is not None else {})}
         cutoff = job.cutoff
         new_adds = [a for a in pm.adds if a[1] > cutoff] if job.count else list(pm.adds)
-        old_first = {p.pid: p.first_growing_seq() for p in self.parts.values()}
+        old_first = {p.pid: p.first_growing_seq() for p in mem.parts.values()}
         old_first[pm.pid] = min((s for _a, _b, s in new_adds), default=None)
         firsts = [s for s in old_first.values() if s is not None]
-        trunc = min(firsts) if firsts else self.last_seq + 1
+        trunc = min(firsts) if firsts else mem.last_seq + 1
         st = self.storage
 
         def body(txn: lmdb.Transaction) -> None:
@@ -165,7 +160,7 @@ class SegmentJobs:
                         seg.born.astype("<i8").tobytes(), db=st.db("segrows"))
             if job.count:  # the sealed rows' vectors move into packed blocks
                 assert g is not None
-                VectorTable(st, txn, self.dim).pack(pm.pid, g.rowids[: job.count])
+                VectorTable(st, txn, mem.dim).pack(pm.pid, g.rowids[: job.count])
             for src in job.sources:
                 txn.delete(k64(src.seg_id), db=st.db("segs"))
                 txn.delete(k64(src.seg_id), db=st.db("segrows"))
@@ -183,34 +178,11 @@ class SegmentJobs:
             pm.upto = max(pm.upto, cutoff)
             pm.adds = new_adds
         pm.job = None
-        self.state = self._make_state([pm.pid])
+        self.publish([pm.pid])
         if seg.n:
             self.metrics.segment_built("merge" if job.sources else "seal", seg.n, job.seconds)
-        self._remove_files([st.segment_path(src.file) for src in job.sources])
+        self.files.remove([st.segment_path(src.file) for src in job.sources])
 
-    @contextmanager
-    def hold_files(self) -> Iterator[None]:
-        """Keep segment files on disk (e.g. while a backup copies them)."""
-        with self._files_lock:
-            self._holds += 1
-        try:
-            yield
-        finally:
-            with self._files_lock:
-                self._holds -= 1
-                todo = self._deferred if self._holds == 0 else []
-                if self._holds == 0:
-                    self._deferred = []
-            self._remove_files(todo)
-
-    def _remove_files(self, paths: list[str]) -> None:
-        with self._files_lock:
-            if self._holds:
-                self._deferred.extend(paths)
-                return
-        for path in paths:
-            remove_quietly(path)
-
-    def abandon_job(self, job: SegmentJob) -> None:
-        self.by_pid[job.pid].job = None
+    def abandon(self, job: SegmentJob) -> None:
+        self.mem.by_pid[job.pid].job = None
         remove_quietly(job.path)

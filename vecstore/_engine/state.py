@@ -1,4 +1,5 @@
-"""Published, immutable state: what a snapshot holds on to.
+"""Published, immutable state: what a snapshot holds on to; and the
+writer's own records (a partition's bookkeeping, a request's effects).
 
 The writer publishes a new :class:`State` after every commit and every
 segment change.  A state never changes after publication (the ``died``
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .._segments.segment import GrowingSegment, GrowingView, SealedSegment
 from .._types import Distance
@@ -28,6 +31,13 @@ class PartState:
         if self.growing is not None:
             n += self.growing.count_visible(version)
         return n
+
+    def segments(self) -> list[SealedSegment | GrowingView]:
+        """The sealed segments, then the growing one (if any)."""
+        segs: list[SealedSegment | GrowingView] = list(self.sealed)
+        if self.growing is not None:
+            segs.append(self.growing)
+        return segs
 
     @property
     def growing_rows(self) -> int:
@@ -63,3 +73,15 @@ class PartMem:
 
     def first_growing_seq(self) -> int | None:
         return min((seq for _a, _b, seq in self.adds), default=None)
+
+
+@dataclass
+class Effects:
+    """What one committed request does to the in-memory segments."""
+
+    version: int
+    seq: int = 0
+    kind: str = "write"  # "write" or "rollback": how history() names the change
+    kills: list[tuple[int, int]] = field(default_factory=list)  # (pid, rowid)
+    # (pid, first rowid, vectors, metadata dicts)
+    adds: list[tuple[int, int, np.ndarray, list[dict[str, Any]]]] = field(default_factory=list)

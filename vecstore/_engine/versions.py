@@ -9,25 +9,23 @@ new version whose state equals the target's.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cbor2
 import lmdb
 import numpy as np
 
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, VersionNotRetainedError
-from .ops import TxnCtx, WriteRequest
 from .._storage.records import decode_row, row_meta_cbor
 from .._storage.env import Storage
 from .._storage.keys import hist_prefix, k64, pid_prefix, split_hist_key, u64
 from .._types import RecordVersion, VersionInfo
 from .._storage.vectors import VectorTable
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .txn import TxnCtx, WriteRequest
 
 DEFAULT_RETENTION: dict[str, Any] = {"versions": 1000, "seconds": None}
 
@@ -178,14 +176,14 @@ class Rollback(WriteRequest):
         assert ctx.cur is not None
         ctx.cur.kind = "rollback"
         txn = ctx.txn
-        st = ctx.engine.storage
+        st = ctx.storage
         # ctx.version is the version being made; the target must be older.
         if self.target >= ctx.version:
             raise VersionNotRetainedError(
                 f"cannot roll back to version {self.target}: the latest is {ctx.version - 1}")
         check_retained(st, txn, self.target)
         names = [self.partition] if self.partition is not None else \
-            sorted(set(ctx.engine.parts) | set(ctx.new_parts))
+            sorted(set(ctx.mem.parts) | set(ctx.new_parts))
         for name in names:
             pid = ctx.pid_for(name, create=False)
             if pid is not None:
@@ -205,7 +203,7 @@ class Rollback(WriteRequest):
                 else:
                     restore.append((rid, at))
         if restore:
-            vecs = VectorTable(ctx.engine.storage, txn, ctx.engine.dim).require(
+            vecs = VectorTable(ctx.storage, txn, ctx.mem.dim).require(
                 pid, np.fromiter((u64(key) for _rid, key in restore), np.int64, len(restore)))
             metas = []
             for _rid, key in restore:
@@ -225,7 +223,7 @@ class Tag(WriteRequest):
     def apply(self, ctx: TxnCtx) -> Any:
         ctx.abandon()  # a tag names the current version; it makes none
         v = ctx.version
-        ctx.txn.put(self.name.encode(), k64(v), db=ctx.engine.storage.db("tags"))
+        ctx.txn.put(self.name.encode(), k64(v), db=ctx.storage.db("tags"))
         return v
 
 
@@ -238,45 +236,40 @@ class SetRetention(WriteRequest):
 
     def apply(self, ctx: TxnCtx) -> Any:
         ctx.abandon()
-        st = ctx.engine.storage
+        st = ctx.storage
         # A version that has left retention stays gone, even if retention grows.
         st.put_meta(ctx.txn, "floor", floor_version(st, ctx.txn))
         st.put_meta(ctx.txn, "retention", {"versions": self.versions, "seconds": self.seconds})
         return ctx.version
 
 
-def open_snapshot(engine: Engine, version: int | None, tag: str | None,
-                  partition: str) -> Any:
-    """A snapshot pinned at ``version`` (or the tagged one, or the latest):
-    compaction keeps every row it can see until it is garbage-collected."""
-    import weakref
+class Pins:
+    """Versions open snapshots are pinned at: compaction keeps what they see."""
 
-    from .._query.snapshot import Snapshot
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pins: dict[int, int] = {}  # version -> open snapshots pinned there
 
-    state = engine.state
-    if tag is not None:
-        if version is not None:
-            raise InvalidArgumentTypeError("pass version= or tag=, not both")
-        with engine.storage.read() as txn:
-            version = resolve_tag(engine.storage, txn, tag)
-    if version is not None and version != state.version:
-        with engine.storage.read() as txn:
-            check_retained(engine.storage, txn, version)
-    snap = Snapshot(engine, state, version, partition)
-    engine.pin(snap.version)
-    weakref.finalize(snap, engine.unpin, snap.version)
-    return snap
+    def pin(self, version: int) -> None:
+        with self._lock:
+            self._pins[version] = self._pins.get(version, 0) + 1
 
+    def unpin(self, version: int) -> None:
+        with self._lock:
+            n = self._pins.get(version, 0) - 1
+            if n > 0:
+                self._pins[version] = n
+            else:
+                self._pins.pop(version, None)
 
-def record_history(engine: Engine, partition: str, id: Any) -> list[RecordVersion]:
-    from .._validate import check_id
-
-    rid = check_id(id)
-    pm = engine.state.parts.get(partition)
-    if pm is None:
-        return []
-    with engine.storage.read() as txn:
-        return history(engine.storage, txn, pm.pid, rid)
+    def floor(self, st: Storage) -> int:
+        """Rows that died at or before this version are invisible to every
+        retained version and to every open snapshot."""
+        with st.read() as txn:
+            floor = floor_version(st, txn)
+        with self._lock:
+            pinned = min(self._pins, default=floor)
+        return min(floor, pinned)
 
 
 def check_tag(name: Any) -> str:

@@ -6,29 +6,27 @@ it in a single LMDB transaction (group commit), then starts any segment
 jobs the batch made due.  LMDB transactions and engine mutations run in a
 worker thread through a ``CapacityLimiter(1)``, so they never overlap.
 
-:class:`LoopThread` hosts the same actor in a private trio loop on a
-background thread, for the synchronous :class:`~vecstore.VecStore`.
+The facades host it on a thread of its own (``vecstore._api.handle``).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import math
 import os
 import sys
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import trio
 
+from .._errors import StoreClosedError
+from .._index import BuildCancelled
 from .compact import Purge
 from .engine import Engine
-from .._errors import StoreClosedError
 from .jobs import SegmentJob
-from .ops import WriteRequest
-from .._index import BuildCancelled
+from .txn import WriteRequest
 
 log = logging.getLogger("vecstore")
 T = TypeVar("T")
@@ -140,7 +138,7 @@ class Writer:
             for _round in range(8):  # writes racing in may need another round
                 await self._drain_jobs()
                 await self._wait(await self._start_jobs(force=True))
-                if self.engine.optimized(target):
+                if self.engine.mem.optimized(target):
                     return
         finally:
             self._optimizing -= 1
@@ -153,7 +151,7 @@ class Writer:
         threads = os.cpu_count() or 1
         await self._wait(await self._start_jobs(force=False, compact_floor=floor,
                                                 threads=threads))
-        purge = Purge(self.engine, floor)
+        purge = Purge(self.engine.storage, self.engine.mem, floor)
         while await self._locked(purge.step):
             pass
         return {"floor": floor, "rows": purge.rows_deleted, "history": purge.hist_deleted}
@@ -190,7 +188,7 @@ class Writer:
             if compact_floor is not None:
                 jobs = await self._locked(self.engine.plan_compaction, compact_floor, threads)
             else:
-                jobs = await self._locked(self.engine.plan_jobs, force, threads)
+                jobs = await self._locked(self.engine.jobs.plan, force, threads)
             assert self._nursery is not None
             background = not force and compact_floor is None  # a threshold seal
             for job in jobs:
@@ -216,91 +214,9 @@ class Writer:
                 log.exception("building segment %d failed; its rows stay searchable "
                               "exactly and will be sealed again", job.seg_id)
             with trio.CancelScope(shield=True):
-                await self._locked(self.engine.abandon_job, job)
+                await self._locked(self.engine.jobs.abandon, job)
             if isinstance(exc, trio.Cancelled):
                 raise
         finally:
             self._jobs.pop(job.seg_id, None)
             job.done.set()
-
-
-class LoopThread:
-    """A private trio loop on a daemon thread running one :class:`Writer`."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.writer = Writer(engine)
-        self._token: trio.lowlevel.TrioToken | None = None
-        self._lock = threading.Lock()
-        self._pending: set[concurrent.futures.Future[Any]] = set()
-        self._nursery: trio.Nursery = None  # type: ignore[assignment]
-        self._error: BaseException | None = None
-        ready = threading.Event()
-
-        async def main() -> None:
-            self._token = trio.lowlevel.current_trio_token()
-            async with trio.open_nursery() as nursery:
-                self._nursery = nursery
-                await nursery.start(self.writer.run)
-                ready.set()
-
-        def target() -> None:
-            try:
-                trio.run(main)
-            except BaseException as exc:  # pragma: no cover - reported to callers
-                self._error = exc
-                log.exception("vecstore writer loop died")
-            finally:
-                ready.set()
-                with self._lock:  # nobody is left to answer these
-                    for fut in self._pending:
-                        if not fut.done():
-                            fut.set_exception(StoreClosedError("the store is closed"))
-
-        self._thread = threading.Thread(target=target, name="vecstore-writer", daemon=True)
-        self._thread.start()
-        ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def call(self, afn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``afn(*args)`` on the loop and block until it answers.
-
-        Works from any thread, including one running a trio loop of its own
-        (where ``trio.from_thread.run`` would refuse).
-        """
-        if self._token is None or not self._thread.is_alive():
-            raise StoreClosedError("the store is closed")
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        async def runner() -> None:
-            try:
-                fut.set_result(await afn(*args))
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-        def post() -> None:
-            try:
-                self._nursery.start_soon(runner)
-            except BaseException:  # the loop is shutting down
-                if not fut.done():
-                    fut.set_exception(StoreClosedError("the store is closed"))
-
-        with self._lock:
-            self._pending.add(fut)
-        try:
-            self._token.run_sync_soon(post)
-        except trio.RunFinishedError:
-            raise StoreClosedError("the store is closed") from None
-        try:
-            return fut.result()
-        finally:
-            with self._lock:
-                self._pending.discard(fut)
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            try:
-                self.call(self.writer.aclose)
-            except StoreClosedError:
-                pass
-            self._thread.join()

@@ -1,16 +1,17 @@
-"""Index management: the registry, create/drop requests (with backfill),
-and building a field's columns for segments from the LMDB entries."""
+"""Index management: the registry, creating (with backfill) and dropping
+an index in a write transaction, and a field's values read back from the
+LMDB entries (to build segments' columns)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lmdb
 import numpy as np
 
-from .._errors import InvalidArgumentError, InvalidArgumentTypeError
+from .._errors import InvalidArgumentError
 from .columns import (
     KINDS,
     MAX_STR,
@@ -22,13 +23,9 @@ from .columns import (
     lookup_path,
     path_of,
 )
-from .._engine.ops import TxnCtx, WriteRequest
 from .._storage.records import decode_row
 from .._storage.env import Storage
 from .._storage.keys import field_prefix, u64
-
-if TYPE_CHECKING:
-    from .._engine.engine import Engine
 
 Path = tuple[str, ...]
 
@@ -60,62 +57,47 @@ def check_kind(kind: Any) -> str:
     return kind  # type: ignore[no-any-return]
 
 
-@dataclass
-class CreateIndex(WriteRequest):
-    field: str
-    kind: str
-    message: str | None = None
-    partition: str = "default"
-
-    def apply(self, ctx: TxnCtx) -> Any:
-        ctx.abandon()  # an index is not data: no version
-        st = ctx.engine.storage
-        reg = registry(st, ctx.txn)
-        if self.field in reg:
-            if reg[self.field]["kind"] != self.kind:
-                reg[self.field]["kind"] = self.kind
-                st.put_meta(ctx.txn, "indexes", reg)
-                ctx.index_changes.append(("kind", self.field))
-            return False
-        fid = st.get_meta(ctx.txn, "next_fid", 1)
-        st.put_meta(ctx.txn, "next_fid", fid + 1)
-        reg[self.field] = {"kind": self.kind, "fid": fid}
-        st.put_meta(ctx.txn, "indexes", reg)
-        path = path_of(self.field)
-        ix_db = st.db("ix")
-        pending = []
-        for key, raw in ctx.txn.cursor(db=st.db("rows")):
-            meta = decode_row(raw)[2]
-            pending.extend(entry_keys(fid, meta, path, u64(key)))
-        pending.sort()
-        with ctx.txn.cursor(db=ix_db) as cur:
-            cur.putmulti([(k, b"") for k in pending])
-        ctx.index_changes.append(("create", self.field))
-        return True
+def create_index(st: Storage, txn: lmdb.Transaction, field: str, kind: str) -> str | None:
+    """Register an index on ``field`` and write its entries for every row
+    (backfill).  Returns ``"create"``, ``"kind"`` (it existed with another
+    kind: now ``kind``) or None (it exists as asked)."""
+    reg = registry(st, txn)
+    if field in reg:
+        if reg[field]["kind"] != kind:
+            reg[field]["kind"] = kind
+            st.put_meta(txn, "indexes", reg)
+            return "kind"
+        return None
+    fid = st.get_meta(txn, "next_fid", 1)
+    st.put_meta(txn, "next_fid", fid + 1)
+    reg[field] = {"kind": kind, "fid": fid}
+    st.put_meta(txn, "indexes", reg)
+    path = path_of(field)
+    ix_db = st.db("ix")
+    pending = []
+    for key, raw in txn.cursor(db=st.db("rows")):
+        meta = decode_row(raw)[2]
+        pending.extend(entry_keys(fid, meta, path, u64(key)))
+    pending.sort()
+    with txn.cursor(db=ix_db) as cur:
+        cur.putmulti([(k, b"") for k in pending])
+    return "create"
 
 
-@dataclass
-class DropIndex(WriteRequest):
-    field: str
-    message: str | None = None
-    partition: str = "default"
-
-    def apply(self, ctx: TxnCtx) -> Any:
-        ctx.abandon()
-        st = ctx.engine.storage
-        reg = registry(st, ctx.txn)
-        entry = reg.pop(self.field, None)
-        if entry is None:
-            return False
-        st.put_meta(ctx.txn, "indexes", reg)
-        prefix = field_prefix(entry["fid"])
-        with ctx.txn.cursor(db=st.db("ix")) as cur:
-            if cur.set_range(prefix):
-                while cur.key().startswith(prefix):
-                    if not cur.delete():
-                        break
-        ctx.index_changes.append(("drop", self.field))
-        return True
+def drop_index(st: Storage, txn: lmdb.Transaction, field: str) -> bool:
+    """Unregister ``field``'s index and delete its entries; False if none."""
+    reg = registry(st, txn)
+    entry = reg.pop(field, None)
+    if entry is None:
+        return False
+    st.put_meta(txn, "indexes", reg)
+    prefix = field_prefix(entry["fid"])
+    with txn.cursor(db=st.db("ix")) as cur:
+        if cur.set_range(prefix):
+            while cur.key().startswith(prefix):
+                if not cur.delete():
+                    break
+    return True
 
 
 def load_defs(st: Storage, txn: lmdb.Transaction, old: Mapping[Path, IndexDef]
@@ -165,26 +147,3 @@ def build_column(values: Mapping[int, tuple[bool, Any]], rowids: np.ndarray, fd:
                  ) -> Column:
     missing = (False, None)
     return encode_values((values.get(r, missing) for r in rowids.tolist()), fd)
-
-
-def attach_columns(engine: Engine, txn: lmdb.Transaction, paths: Iterable[Path]) -> None:
-    """(Re)build the columns of ``paths`` on every segment (writer or load)."""
-    from .columns import ColumnBuilder
-
-    st = engine.storage
-    for path in paths:
-        ix = engine.indexes[path]
-        values = field_values(st, txn, ix)
-        for pm in engine.parts.values():
-            for seg in pm.sealed:
-                seg.cols[path] = build_column(values, seg.rowids, ix.fd)
-            g = pm.growing
-            if g is not None:
-                g.cols[path] = ColumnBuilder.of(build_column(values, g.rowids[: g.n], ix.fd))
-
-
-def make_create_index(field: Any, kind: Any) -> CreateIndex:
-    if not isinstance(field, str):
-        raise InvalidArgumentTypeError(f"field must be a str, got {type(field).__name__}")
-    path_of(field)
-    return CreateIndex(field, check_kind(kind))

@@ -10,30 +10,21 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from .._engine.engine import Engine
+from .._engine.state import PartState, State
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidVectorError
 from .._filter.core import Filter, parse_filter
-from .plan import QueryPlan, choose, cost_ms, eligible, id_masks, prefilter, row_matches
+from .._metaindex.masks import id_masks, prefilter, row_matches
+from .._segments.matching import Segment, segment_mask
+from .._segments.segment import EXACT_BELOW, Hits, merge_hits, prepare, to_scores, visible
 from .._storage.records import Reader
-from .._segments.segment import (
-    EXACT_BELOW,
-    GrowingView,
-    Hits,
-    SealedSegment,
-    merge_hits,
-    prepare,
-    to_scores,
-    visible,
-)
-from .._engine.state import PartState, State
 from .._types import Distance, Query, Record, Result
 from .._validate import as_vector, check_id, check_partition
-
-if TYPE_CHECKING:
-    from .._engine.engine import Engine
+from .plan import QueryPlan, choose, cost_ms
 
 DEFAULT = "default"
 SAMPLE = 300  # rows sampled to estimate an unindexed filter's selectivity
@@ -233,7 +224,7 @@ class Snapshot:
         parts = []
         with self._reader() as txn:
             reader = Reader(self._engine.storage, txn)
-            for seg in self._segments(ps):
+            for seg in ps.segments():
                 n = seg.n
                 keep = visible(seg.born[:n], seg.died[:n], self._version) if flt is None \
                     else self._mask(seg, flt, reader)
@@ -335,39 +326,14 @@ class Snapshot:
             out.append(g.search(vec, k, ef, v, dist, mask))
         return merge_hits(out, k)
 
-    def _mask(self, seg: SealedSegment | GrowingView, flt: Filter, reader: Reader) -> np.ndarray:
+    def _mask(self, seg: Segment, flt: Filter, reader: Reader) -> np.ndarray:
         """Rows of ``seg`` visible at this version whose metadata matches."""
-        n = seg.n
-        rowids = seg.rowids
-        dicts = {p: ix.fd for p, ix in self._state.indexes.items()}
-        base = visible(seg.born[:n], seg.died[:n], self._version)
-        ids = id_masks(reader, seg, self._version) if flt.uses_ids else None  # HAS_ID
-        return eligible(flt, seg.cols, dicts, n, lambda p: reader.metadata(int(rowids[p])), base,
-                        ids)
-
-    def _segments(self, ps: PartState) -> list[SealedSegment | GrowingView]:
-        segs: list[SealedSegment | GrowingView] = list(ps.sealed)
-        if ps.growing is not None:
-            segs.append(ps.growing)
-        return segs
-
-    def _matching_rows(self, flt: Filter) -> list[tuple[str, int]]:
-        """(id, rowid) of this partition's rows matching ``flt`` at this version."""
-        ps = self._part()
-        if ps is None:
-            return []
-        out = []
-        with self._reader() as txn:
-            reader = Reader(self._engine.storage, txn)
-            for seg in self._segments(ps):
-                for rowid in seg.rowids[np.flatnonzero(self._mask(seg, flt, reader))].tolist():
-                    out.append((reader.row(rowid)[1], rowid))
-        return out
+        return segment_mask(seg, flt, self._version, self._state.indexes, reader)
 
     def _count_matching(self, ps: PartState, flt: Filter) -> int:
         with self._reader() as txn:
             reader = Reader(self._engine.storage, txn)
-            return sum(int(self._mask(seg, flt, reader).sum()) for seg in self._segments(ps))
+            return sum(int(self._mask(seg, flt, reader).sum()) for seg in ps.segments())
 
     # -- planning ---------------------------------------------------------------------
 
@@ -390,7 +356,7 @@ class Snapshot:
                 ps = self._state.parts.get(name)
                 if ps is None:
                     continue
-                for seg in self._segments(ps):
+                for seg in ps.segments():
                     n_vis = seg.count_visible(v)
                     total += n_vis
                     if flt is None:
@@ -413,7 +379,7 @@ class Snapshot:
                                                           unindexed_rows), 3),
                          hints, total, [".".join(f) for f in fields if f in indexed], missing)
 
-    def _estimate(self, seg: SealedSegment | GrowingView, flt: Filter, reader: Reader
+    def _estimate(self, seg: Segment, flt: Filter, reader: Reader
                   ) -> tuple[int, int]:
         """(estimated matches, rows whose metadata a query must check)."""
         n = seg.n

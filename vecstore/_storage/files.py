@@ -62,3 +62,26 @@ def write_durably(path: str, write: Callable[[str], None], what: str = "a segmen
     os.replace(tmp, path)
     fsync_path(os.path.dirname(path))
     return crc
+
+
+DURABILITY_FILE = "durability"
+
+
+def stored_durability(path: str) -> str:
+    """The durability the store was created with.  Kept in a one-word file
+    beside LMDB because LMDB's sync flag must be chosen before it opens."""
+    try:
+        with open(os.path.join(path, DURABILITY_FILE)) as f:
+            word = f.read().strip()
+    except OSError:
+        return "sync"
+    return word if word in ("sync", "relaxed") else "sync"
+
+
+def write_durability(path: str, word: str) -> None:
+    tmp = os.path.join(path, DURABILITY_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(word + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(path, DURABILITY_FILE))
