@@ -146,9 +146,9 @@ def numpy_self_join(x: np.ndarray, threshold: float, block: int = 1024) -> list[
 
     members = set()
     for s in range(0, n, block):
-        sims = x[s:s + block] @ x.T
+        sims = x[s:s + block] @ x[s:].T  # the upper triangle only (half the products)
         r, c = np.nonzero(sims >= threshold)
-        for i, j in zip((r + s).tolist(), c.tolist()):
+        for i, j in zip((r + s).tolist(), (c + s).tolist()):
             if j > i:
                 members.update((i, j))
                 parent[find(i)] = find(j)
