@@ -17,6 +17,7 @@ from vecstore import Config, PQConfig, VecStore
 from vecstore._errors import ConfigMismatchError, CorruptionError
 from vecstore._index import KINDS
 from vecstore._index.faiss_hnsw import FaissIndex, FaissKind
+from vecstore._index.stats import index_stats
 from vecstore._segments.segment import prepare
 from vecstore._types import Distance
 
@@ -190,6 +191,40 @@ def test_store_end_to_end(tmp_path: Path, quant: object) -> None:
             assert size < 0.5 * 6000 * dim * 4  # vectors stored once
     with VecStore.open(tmp_path / "s") as s:  # reopen: same answers
         assert check(s) == before
+        info = index_stats(s._engine_checked().parts)
+        part = info["partitions"]["default"]
+        assert part["kinds"] == ["faiss"] and part["indexed_rows"] == 6000
+        assert part["quantization"] == [{None: "float32", "sq8": "sq8"}.get(
+            quant, "pq24x256")]  # type: ignore[call-overload]
+        assert part["resident_bytes"] > 0 and info["engines"]["faiss"].startswith("faiss-cpu")
     if quant is not None:
         with pytest.raises(ConfigMismatchError):
             Config(dim=30, quantization=PQConfig(8))
+        assert Config(quantization=quant).index_kind == "faiss"  # type: ignore[arg-type]
+        with pytest.raises(ConfigMismatchError, match="not quantized"):
+            Config(quantization=quant, index_kind="hnswlib")  # type: ignore[arg-type]
+        assert Config.from_dict(Config(quantization=quant).to_dict()) == \
+            Config(quantization=quant)  # type: ignore[arg-type]
+
+
+def test_planner_uses_the_kinds_measured_costs(tmp_path: Path) -> None:
+    from vecstore._segments.costs import plan
+
+    vecs = prepare(_data(3000, 16, 8), Distance.COSINE)
+    index = KIND.build(vecs, Distance.COSINE, PARAMS, threads=1, seed=1)
+    n = 30_000  # (the plan only reads the index's costs)
+    assert plan(index, 300, n, 10, 64)[0] == "exact"  # 1%: a scan in RAM is cheapest
+    assert plan(index, 15_000, n, 10, 64)[0] == "overfetch"  # 50%
+    with VecStore.open(tmp_path / "s", Config(dim=16, index_kind="faiss",
+                                              seal_threshold=3000)) as s:
+        s.upsert_many([(str(i), vecs[i], {"b": i % 100}) for i in range(3000)])
+        s.create_index("b", "btree")
+        s.optimize()
+        p = s.explain(vecs[0], k=10, filter="b < 50")
+        seg = s._engine_checked().parts["default"].sealed[0].index
+        want = plan(seg, 1500, 3000, 10, 64)[0]  # (1,500 rows: exact or over-fetch by cost)
+        assert p.strategy == {"exact": "exact_scan", "overfetch": "hnsw_overfetch"}[want]
+        assert any(h.startswith("measured costs") for h in p.hints)
+        assert s.explain(vecs[0], k=10, filter="b < 2").strategy == "exact_scan"
+        res = s.query(vecs[0], k=10, filter="b < 2")
+        assert len(res) == 10 and all(int(r.id) % 100 < 2 for r in res)

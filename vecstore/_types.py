@@ -87,7 +87,8 @@ class Config:
     ``"hnswlib"`` for a new store; see :mod:`vecstore._index`).
     ``quantization`` keeps int8 (``"sq8"``) or product codes
     (:class:`PQConfig`) in RAM instead of float32 vectors; results are
-    re-ranked with the stored float32 vectors, so scores stay exact.
+    re-ranked with the stored float32 vectors, so scores stay exact (it
+    needs the ``"faiss"`` index kind, which ``index_kind=None`` then means).
     """
 
     dim: int | None = None
@@ -105,6 +106,11 @@ class Config:
         object.__setattr__(self, "distance", Distance.parse(self.distance))
         object.__setattr__(self, "quantization", _quantization(self.quantization))
         q = self.quantization
+        if q is not None and self.index_kind is None:  # (only the faiss kind quantizes)
+            object.__setattr__(self, "index_kind", "faiss")
+        if q is not None and self.index_kind == "hnswlib":
+            raise ConfigMismatchError(
+                "hnswlib indexes are not quantized: use index_kind='faiss' (or None)")
         if isinstance(q, PQConfig) and self.dim is not None and self.dim % q.num_subvectors:
             raise ConfigMismatchError(
                 f"PQConfig.num_subvectors ({q.num_subvectors}) must divide dim ({self.dim})")

@@ -36,11 +36,19 @@ import numpy as np
 from .._errors import CorruptionError
 from .._storage.files import disk_nearly_full
 from .._types import Distance
+from .._segments.costs import Costs
 from .base import BuildCancelled, Cancelled, Progress, Vectors, entry_params
 
 CHUNK = 4096  # rows added between two cancel checks
 FMT = 1  # manifest "fmt" of this kind's files
 RERANK = {"sq8": 2, "pq": 20}  # quantized: candidates re-ranked exactly per result
+# Measured on 2 shared cores, 30,000 x 384 (benchmarks/bench_engine.py --costs): an
+# exact scan of eligible rows in RAM (C++ for float32, numpy over decoded codes),
+# HNSW per beam slot, a bitmap-filtered walk ~8x a plain search of the same ef
+# (and recall 0.88 at 10% with ef 64), over-fetch 3 candidates per result / share.
+COSTS = {"float32": Costs(row_us=0.15, cand_us=4.0, walk_mult=8.0, overfetch=3.0),
+         "sq8": Costs(row_us=0.5, cand_us=3.0, walk_mult=8.0, overfetch=3.0),
+         "pq": Costs(row_us=1.0, cand_us=3.0, walk_mult=8.0, overfetch=3.0)}
 _sp = faiss.swig_ptr
 _METRIC = {Distance.COSINE: faiss.METRIC_INNER_PRODUCT, Distance.DOT: faiss.METRIC_INNER_PRODUCT,
            Distance.EUCLIDEAN: faiss.METRIC_L2}
@@ -83,6 +91,8 @@ class FaissIndex:
         self._codes = faiss.rev_swig_ptr(storage.codes.data(), self.n * storage.code_size) \
             .reshape(self.n, storage.code_size) if self.n else np.empty((0, 1), np.uint8)
         self._plain: dict[int, Any] = {}  # ef -> SearchParametersHNSW (read-only, shared)
+        self.costs = COSTS["float32" if self.exact else
+                           "sq8" if isinstance(raw, faiss.IndexHNSWSQ) else "pq"]
 
     def _params(self, ef: int) -> Any:
         p = self._plain.get(ef)
@@ -119,6 +129,22 @@ class FaissIndex:
         if self._ip:
             dist = 1.0 - dist
         return labels, dist
+
+    def scan(self, q: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Distances of ``q`` to labels ``pos`` by a scan in RAM (exact for a
+        float32 index, from decoded codes otherwise), one thread."""
+        if self.exact:
+            pos = np.ascontiguousarray(pos, np.int64)
+            q = np.ascontiguousarray(q, np.float32)
+            out = np.empty(pos.size, np.float32)
+            self._storage.compute_distance_subset(1, _sp(q), pos.size, _sp(out), _sp(pos))
+        else:
+            vecs = self.rows(pos)
+            if not self._ip:
+                diff = vecs - q
+                return np.einsum("ij,ij->i", diff, diff)  # type: ignore[no-any-return]
+            out = vecs @ q
+        return 1.0 - out if self._ip else out
 
     def rows(self, pos: np.ndarray) -> np.ndarray:
         """Vectors of labels ``pos`` as the index holds them (exact for a

@@ -19,6 +19,7 @@ from .._engine.state import PartState, State
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidVectorError
 from .._filter.core import Filter, parse_filter
 from .._metaindex.masks import id_masks, prefilter, row_matches
+from .._segments.costs import thresholds
 from .._segments.matching import Segment, segment_mask
 from .._segments.segment import EXACT_BELOW, Hits, merge_hits, prepare, to_scores, visible
 from .._storage.records import Reader
@@ -291,7 +292,8 @@ class Snapshot:
             if include_vectors:
                 out = [r._replace(vector=reader.vector(rowid, pid))
                        for r, rowid, (pid, _i, _m) in zip(out, rowids.tolist(), rows)]
-        strategy = choose(tally[0] if flt is not None else tally[1], tally[1], flt is not None)
+        strategy = choose(tally[0] if flt is not None else tally[1], tally[1], flt is not None,
+                          tally[2] if len(tally) > 2 else None, k, ef_)
         self._engine.metrics.query(strategy, time.perf_counter() - t0)
         return out
 
@@ -309,6 +311,8 @@ class Snapshot:
             return prepare(reader.vectors(ps.pid, rowids, dim), dist)
 
         sealed_rows = sum(s.count_visible(v) for s in ps.sealed)
+        if ps.sealed and len(tally) < 3:  # the index the planner asks for costs
+            tally.append(max(ps.sealed, key=lambda s: s.n).index)
         exact = sealed_rows < EXACT_BELOW
         tally[1] += sealed_rows
         out: list[Hits] = []
@@ -347,6 +351,7 @@ class Snapshot:
         names = [self._partition] if q.partitions is None else list(q.partitions)
         v = self._version
         total = matches = unindexed_rows = 0
+        biggest = None
         indexed = set(self._state.indexes)
         fields = sorted(flt.fields()) if flt is not None else []
         missing = [".".join(f) for f in fields if f not in indexed]
@@ -356,6 +361,8 @@ class Snapshot:
                 ps = self._state.parts.get(name)
                 if ps is None:
                     continue
+                if ps.sealed and biggest is None:
+                    biggest = max(ps.sealed, key=lambda s: s.n).index
                 for seg in ps.segments():
                     n_vis = seg.count_visible(v)
                     total += n_vis
@@ -365,7 +372,8 @@ class Snapshot:
                     m, scanned = self._estimate(seg, flt, reader)
                     matches += m
                     unindexed_rows += scanned
-        strategy = choose(matches, total, flt is not None)
+        k_, ef_ = q.k, max(self._engine.config.ef_search, q.k)
+        strategy = choose(matches, total, flt is not None, biggest, k_, ef_)
         dim = self._state.dim or 0
         hints = []
         share = matches / total if total else 0.0
@@ -375,8 +383,10 @@ class Snapshot:
                 f"full scan of the metadata to ~{share:.1%} of rows")
         if flt is not None and not missing:
             hints.append("every filtered field is indexed: matches are counted exactly")
+        if flt is not None:
+            hints.append(thresholds(biggest, total, k_, ef_))
         return QueryPlan(strategy, matches, round(cost_ms(strategy, matches, total, dim,
-                                                          unindexed_rows), 3),
+                                                          unindexed_rows, biggest, k_, ef_), 3),
                          hints, total, [".".join(f) for f in fields if f in indexed], missing)
 
     def _estimate(self, seg: Segment, flt: Filter, reader: Reader

@@ -22,19 +22,9 @@ import numpy as np
 from .._index import AnnIndex
 from .._metaindex.columns import Column, ColumnBuilder
 from .._types import Distance
+from .costs import EXACT_BELOW, OVERFETCH_LIMIT, OVERFETCH_MIN, plan  # noqa: F401 (re-exported)
 
 INF = np.iinfo(np.int64).max
-# Below this many eligible rows a segment is scanned exactly.
-EXACT_BELOW = 1000
-# Over-fetching more than this share of a segment makes an exact scan cheaper.
-OVERFETCH_LIMIT = 0.25
-# Candidates asked for per result wanted, beyond the eligible share (the tail
-# of a long candidate list is the least accurate part).
-OVERFETCH_FACTOR = 1.5
-# With at least this share of a segment eligible, over-fetch; below, walk filtered
-# (hnswlib's filtered walk explores far more nodes than an over-fetch at 5-30%).
-OVERFETCH_MIN = 0.05
-
 Hits = tuple[np.ndarray, np.ndarray]  # (distances float32, rowids int64), best first
 Fetch = Callable[[np.ndarray], np.ndarray]  # rowids -> prepared vectors (from LMDB)
 
@@ -248,16 +238,16 @@ class SealedSegment:
     def exact(self, q: np.ndarray, k: int, distance: Distance, elig: np.ndarray,
               fetch: Fetch) -> Hits:
         """Best ``k`` of the eligible rows by a scan: of the index's own rows
-        in RAM when it offers them (``rows``), else of LMDB's vectors."""
+        in RAM when it offers them (``scan``), else of LMDB's vectors."""
         pos = np.flatnonzero(elig)
         if pos.size == 0:
             return _EMPTY
-        rows = getattr(self.index, "rows", None)
-        if rows is None:
+        scan = getattr(self.index, "scan", None)
+        if scan is None:
             dist = exact_distances(fetch(self.rowids[pos]), q, distance)
         else:
-            dist = exact_distances(rows(pos), q, distance)
-            if not self.index.exact:  # decoded codes: re-rank the best exactly
+            dist = scan(q, pos)
+            if not self.index.exact:  # from codes: re-rank the best exactly
                 cand = pos[top_k(dist, min(pos.size, k * self.index.rerank))]
                 return self._rerank(cand, q, k, distance, fetch)
         best = top_k(dist, k)
@@ -296,11 +286,12 @@ class SealedSegment:
         if mask is not None:
             elig &= mask
         m = int(elig.sum())
-        if force_exact or m <= EXACT_BELOW:
+        how, width, _us = ("exact", m, 0.0) if force_exact or m <= k else \
+            plan(self.index, m, n, k, ef)
+        if how == "exact":
             return self.exact(q, k, distance, elig, fetch)
-        if m >= OVERFETCH_MIN * n:
-            # Over-fetch by the eligible share, OVERFETCH_FACTOR over.
-            kk = max(int(OVERFETCH_FACTOR * (k * n / m * 1.5 + k)), ef + 2 * k)
+        if how == "overfetch":
+            kk = width
             while kk <= max(n * OVERFETCH_LIMIT, 2 * ef):
                 got = self._knn(q, kk, ef)
                 if got is None:
@@ -313,8 +304,9 @@ class SealedSegment:
                 if kk >= n:
                     break
                 kk *= 4
+            width = ef
         # A filtered walk: the index skips ineligible labels as it goes.
-        got = self._knn(q, k, ef, allow=elig, cap=m)
+        got = self._knn(q, k, width, allow=elig, cap=m)
         if got is not None:
             return self._take(got[0], got[1], k, q, distance, fetch)
         return self.exact(q, k, distance, elig, fetch)
