@@ -159,7 +159,7 @@ def numpy_self_join(x: np.ndarray, threshold: float, block: int = 1024) -> list[
 
 
 def bench_duplicates(x: np.ndarray, threshold: float) -> tuple[Target, dict]:
-    from vecstore.analytics.duplicates import duplicates_of
+    from vecstore._analysis.duplicates import duplicates_of
 
     ids = [f"{i:07d}" for i in range(x.shape[0])]
     log(f"== duplicates: {x.shape[0]:,} x {x.shape[1]}, cosine >= {threshold}")

@@ -56,7 +56,7 @@ SECTIONS: dict[str, tuple[list[str], list[str]]] = {
     "Metrics": (["metrics"], []),
 }
 PENDING = {"Versions: change feed": 17, "Index settings and quantization": 12,
-           "Hybrid search": 13, "Analytics": 15}
+           "Hybrid search": 13}
 
 MODULES: dict[str, list[str]] = {
     "vecstore.migration": ["MigrationConfig", "PineconeMigration", "QdrantMigration",

@@ -27,7 +27,7 @@ PAIRS = [(VecStore, AsyncVecStore), (PartitionView, AsyncPartitionView),
 # Not twins by design: context-manager protocols, and what only a sync object can be.
 SYNC_ONLY = {"__enter__", "__exit__", "__len__", "__contains__"}
 ASYNC_ONLY = {"__aenter__", "__aexit__", "sync"}
-NOT_AWAITED = {"partition", "scan", "open", "name", "version", "partition_name", "path",
+NOT_AWAITED = {"partition", "scan", "changes", "open", "name", "version", "partition_name", "path",
                "read_only", "closed", "commits"}
 
 

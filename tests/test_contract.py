@@ -140,3 +140,46 @@ def test_async_store_under_asyncio_and_a_clear_error_elsewhere(tmp_path: Path) -
     assert isinstance(info.value, VecStoreError) and isinstance(info.value, RuntimeError)
     assert "asyncio or trio" in str(info.value) and "VecStore" in str(info.value)
     assert not (tmp_path / "t").exists()  # nothing was created
+
+
+# -- store.recommend / store.find_duplicates (API.md "Analytics") -----------------------
+
+
+def _brute_recommend(vecs: np.ndarray, ids: list[str], pos: list[int], neg: list[int],
+                     k: int) -> list[str]:
+    unit = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
+    avg = unit[pos].mean(0)
+    q = avg + (avg - unit[neg].mean(0))
+    q /= np.linalg.norm(q)
+    order = np.argsort(-(unit @ q), kind="stable")
+    skip = {ids[i] for i in pos + neg}
+    return [ids[i] for i in order if ids[i] not in skip][:k]
+
+
+def test_recommend_and_find_duplicates_on_the_store(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((300, 8)).astype(np.float32)
+    ids = [f"r{i}" for i in range(300)]
+    with VecStore.open(tmp_path / "s", Config(dim=8)) as store:
+        store.upsert_many(ids=ids, vectors=vecs, metadata=[{"odd": i % 2} for i in range(300)])
+        store.upsert_many([("twin-a", vecs[7] * 1.0001), ("twin-b", vecs[9] + 1e-5)])
+        got = [r.id for r in store.recommend(positive=["r1", "r2"], negative=["r3"], k=5)]
+        want = _brute_recommend(np.vstack([vecs, vecs[7] * 1.0001, vecs[9] + 1e-5]),
+                                ids + ["twin-a", "twin-b"], [1, 2], [3], 5)
+        assert got == want  # (under 1,000 rows a store answers exactly)
+        flt = [r.id for r in store.recommend(positive=["r1"], k=5, filter={"odd": 1})]
+        assert flt and all(int(i[1:]) % 2 == 1 for i in flt) and "r1" not in flt
+        groups = sorted(sorted(g) for g in store.find_duplicates(threshold=0.9999))
+        assert groups == [["r7", "twin-a"], ["r9", "twin-b"]]
+        assert store.partition("empty").find_duplicates() == []
+
+
+async def test_async_recommend_and_find_duplicates(tmp_path: Path) -> None:
+    rng = np.random.default_rng(6)
+    vecs = rng.standard_normal((100, 8)).astype(np.float32)
+    async with AsyncVecStore.open(tmp_path / "s", Config(dim=8)) as store:
+        await store.upsert_many(ids=[str(i) for i in range(100)], vectors=vecs)
+        await store.upsert("copy", vecs[0])
+        hits = await store.recommend(positive=["0"], k=3)
+        assert [r.id for r in hits][0] == "copy"
+        assert await store.find_duplicates(0.9999) == [["0", "copy"]]

@@ -25,6 +25,7 @@ LAYERS: list[tuple[tuple[str, ...], bool]] = [  # (packages, independent)
     (("analytics",), False),
     (("migration",), False),
     (("_api", ""), False),  # "": vecstore/__init__.py, the public names
+    (("_analysis",), False),
     (("_query",), False),
     (("_engine",), False),
     (("_segments",), False),

@@ -174,6 +174,8 @@ class _Async:
     count = async_method(PartitionSpec.count)
     scan = async_iter_method(PartitionSpec.scan)
     explain = async_method(PartitionSpec.explain)
+    recommend = async_method(PartitionSpec.recommend)
+    find_duplicates = async_method(PartitionSpec.find_duplicates)
 
 
 class AsyncPartitionView(_Async):

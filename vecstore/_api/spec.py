@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
 
+from .._analysis.duplicates import find_duplicates
+from .._analysis.recommend import recommend
 from .._engine import requests as rq
 from .._engine.ops import DropIndex, WriteRequest
 from .._engine.requests import make_create_index
@@ -189,6 +191,22 @@ def _versions(self: Scoped) -> list[VersionInfo]:
 def _refresh(h: Handle) -> None:
     if h.loop is None:
         h.engine().refresh()
+
+    def recommend(self: Scoped, positive: Sequence[Any] = (), negative: Sequence[Any] = (),
+                  k: int = 10, filter: FilterLike = None, strategy: str = "average", *,
+                  ef: int | None = None, include_vectors: bool = False) -> Op[list[Result]]:
+        """The ``k`` records most like ``positive`` and unlike ``negative`` (ids
+        or vectors), excluding the example ids (Qdrant's recommend API):
+        ``strategy`` "average" (average vector), "best_score" or "sum_scores"."""
+        return Read(functools.partial(recommend, ef=ef, include_vectors=include_vectors),
+                    (_latest(self), positive, negative, k, filter, strategy))
+
+    def find_duplicates(self: Scoped, threshold: float = 0.98, filter: FilterLike = None, *,
+                        method: str = "auto") -> Op[list[list[str]]]:
+        """Groups of near-identical live records (cosine >= ``threshold``),
+        found by partitioning the vectors, not by an all-pairs scan."""
+        return Read(functools.partial(find_duplicates, method=method),
+                    (_latest(self), threshold, filter))
 
 
 class StoreSpec(PartitionSpec):

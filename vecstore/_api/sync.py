@@ -99,6 +99,8 @@ class _Sync:
     count = sync_method(PartitionSpec.count)
     scan = sync_method(PartitionSpec.scan)
     explain = sync_method(PartitionSpec.explain)
+    recommend = sync_method(PartitionSpec.recommend)
+    find_duplicates = sync_method(PartitionSpec.find_duplicates)
 
     def __len__(self) -> int:
         return self.count()

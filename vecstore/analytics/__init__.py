@@ -17,9 +17,9 @@ See docs/analytics.md.
 from ._result import AnalysisResult, WriteBack, WriteBackConflictError
 from .anomaly import LOF, IsolationForest, ZScoreDetector
 from .clustering import DBSCAN, Hierarchical, KMeansClustering
-from .duplicates import find_duplicates
+from .._analysis.duplicates import find_duplicates
 from .pca import PCA, ReducedStore, reduce_store
-from .recommend import recommend, recommend_collaborative, recommend_hybrid
+from .._analysis.recommend import recommend, recommend_collaborative, recommend_hybrid
 
 __all__ = [
     "DBSCAN",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._source import need
+from .._analysis.source import need
 
 BATCH = 4096  # query rows per faiss call (bounds the result buffers)
 

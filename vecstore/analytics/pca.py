@@ -24,7 +24,7 @@ import numpy as np
 from .._errors import InvalidArgumentError
 from .._segments.segment import prepare
 from .._types import Config, Distance
-from ._source import Progress, need, read
+from .._analysis.source import Progress, need, read
 from .clustering import _pos_int
 
 

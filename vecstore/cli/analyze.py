@@ -20,6 +20,8 @@ import time
 from collections import Counter
 from typing import Any
 
+from .._analysis import duplicates as _dups
+from .._analysis import source as _source
 from .progress import EXIT_ERROR, EXIT_OK, PhaseBar, emit
 
 
@@ -89,7 +91,7 @@ def _say(args: argparse.Namespace, text: str) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     try:
         import vecstore.analytics as va
-        from vecstore.analytics._source import need
+        from vecstore._analysis.source import need
 
         need("sklearn")
     except ImportError as exc:
@@ -131,10 +133,10 @@ def _run(va: Any, args: argparse.Namespace, snap: Any, flt: Any, bar: PhaseBar
     where = f"version {snap.version}" + (f", partition {snap.partition_name!r}"
                                          if snap.partition_name != "default" else "")
     if args.analysis == "duplicates":
-        src = va._source.read(snap, flt, bar, min_rows=0)
-        method = va.duplicates.pick_method(len(src.ids), args.method)
+        src = _source.read(snap, flt, bar, min_rows=0)
+        method = _dups.pick_method(len(src.ids), args.method)
         _say(args, f"finding duplicates among {len(src.ids):,} records ({method})")
-        groups = va.duplicates.duplicates_of(src.ids, src.unit, args.threshold, method=method)
+        groups = _dups.duplicates_of(src.ids, src.unit, args.threshold, method=method)
         labels = {rid: g for g, grp in enumerate(groups) for rid in grp}
         doc = {**head, "records": len(src.ids), "threshold": args.threshold, "method": method,
                "groups": groups}

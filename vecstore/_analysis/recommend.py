@@ -35,7 +35,7 @@ from .._query.snapshot import Snapshot
 from .._segments.segment import prepare
 from .._types import Distance, Result
 from .._validate import check_id
-from ._source import need, to_snapshot
+from .source import need, to_snapshot
 
 STRATEGIES = ("average_vector", "best_score", "sum_scores")
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidArgumentError
-from ._source import Progress, have, need, read
+from .source import Progress, have, need, read
 
 CELLS_FROM = 10_000  # rows; see benchmarks/bench_analytics.py
 BLOCK = 2048
