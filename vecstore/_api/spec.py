@@ -178,20 +178,6 @@ class PartitionSpec:
         """How ``query`` would run (strategy, estimated matches and cost, hints)."""
         return Read(_latest(self).explain, (query, k, filter, partitions))
 
-
-# -- the store-level API ----------------------------------------------------------------
-
-
-def _versions(self: Scoped) -> list[VersionInfo]:
-    st = self._h.engine().storage
-    with st.read() as txn:
-        return list_versions(st, txn)
-
-
-def _refresh(h: Handle) -> None:
-    if h.loop is None:
-        h.engine().refresh()
-
     def recommend(self: Scoped, positive: Sequence[Any] = (), negative: Sequence[Any] = (),
                   k: int = 10, filter: FilterLike = None, strategy: str = "average", *,
                   ef: int | None = None, include_vectors: bool = False) -> Op[list[Result]]:
@@ -207,6 +193,20 @@ def _refresh(h: Handle) -> None:
         found by partitioning the vectors, not by an all-pairs scan."""
         return Read(functools.partial(find_duplicates, method=method),
                     (_latest(self), threshold, filter))
+
+
+# -- the store-level API ----------------------------------------------------------------
+
+
+def _versions(self: Scoped) -> list[VersionInfo]:
+    st = self._h.engine().storage
+    with st.read() as txn:
+        return list_versions(st, txn)
+
+
+def _refresh(h: Handle) -> None:
+    if h.loop is None:
+        h.engine().refresh()
 
 
 class StoreSpec(PartitionSpec):
