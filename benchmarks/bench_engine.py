@@ -176,7 +176,7 @@ def main() -> int:
                 n: float(1 / np.nanmean(v)) for n, v in tf.items()}, "plan": plan.strategy}
             log(f"  filtered {label}: {figures[f'filtered {label}']}")
         # -- memory ------------------------------------------------------------------------
-        res = {n: index_stats(s._engine_checked().parts)["partitions"]["default"]
+        res = {n: index_stats(s._engine_checked().state.parts)["partitions"]["default"]
                ["resident_bytes"] for n, s in stores.items()}
         figures["resident_bytes"] = res
         links = nb * (base.shape[1] * 4 + 2 * A.M * 4 + 4)

@@ -191,7 +191,7 @@ def test_store_end_to_end(tmp_path: Path, quant: object) -> None:
             assert size < 0.5 * 6000 * dim * 4  # vectors stored once
     with VecStore.open(tmp_path / "s") as s:  # reopen: same answers
         assert check(s) == before
-        info = index_stats(s._engine_checked().parts)
+        info = index_stats(s._engine_checked().state.parts)  # (what stats() would pass)
         part = info["partitions"]["default"]
         assert part["kinds"] == ["faiss"] and part["indexed_rows"] == 6000
         assert part["quantization"] == [{None: "float32", "sq8": "sq8"}.get(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -84,6 +86,21 @@ class AnnKind(Protocol):
         segment's manifest entry.  Raises CorruptionError, OSError or
         RuntimeError when the file cannot be used (the caller rebuilds)."""
         ...
+
+
+@dataclass(frozen=True)
+class Costs:
+    """An index kind's measured costs (microseconds, one query, one thread):
+    an index may state them as ``costs`` (see :mod:`vecstore._segments.costs`)."""
+
+    row_us: float  # exact scan: per eligible row
+    cand_us: float  # HNSW search: per unit of beam width (max(k, ef))
+    walk_mult: float  # a filtered walk costs this many plain searches of the same ef
+    overfetch: float  # over-fetch: candidates per result wanted, per inverse share
+    walk_ef_max: float = 4.0  # a walk raises ef by sqrt(0.1 / share), at most this much
+
+    def walk_ef(self, ef: int, share: float) -> int:
+        return int(ef * min(self.walk_ef_max, max(1.0, math.sqrt(0.1 / max(share, 1e-9)))))
 
 
 DEFAULT_KIND = "hnswlib"

@@ -30,17 +30,17 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from .._errors import CorruptionError
 from .._storage.files import disk_nearly_full
 from .._types import Distance
-from .._segments.costs import Costs
-from .base import BuildCancelled, Cancelled, Progress, Vectors, entry_params
+from .base import BuildCancelled, Cancelled, Costs, Progress, Vectors, entry_params
 
 CHUNK = 4096  # rows added between two cancel checks
 FMT = 1  # manifest "fmt" of this kind's files
+faiss: Any = _faiss  # (its stubs know little of the SWIG classes used here)
 RERANK = {"sq8": 2, "pq": 20}  # quantized: candidates re-ranked exactly per result
 # Measured on 2 shared cores, 30,000 x 384 (benchmarks/bench_engine.py --costs): an
 # exact scan of eligible rows in RAM (C++ for float32, numpy over decoded codes),

@@ -1,8 +1,9 @@
 """``stats().index``: what searches each partition, and what it holds in RAM.
 
-:func:`index_stats` takes the engine's partitions (name -> an object with
-``sealed``, a list of sealed segments with an ``index``, and ``growing``)
-and returns plain data the maintenance facade can put in ``Stats``.
+:func:`index_stats` takes a published state's partitions
+(``engine.state.parts``: name -> an object with ``sealed``, a list of sealed
+segments with an ``index``, and ``growing``) and returns plain data for
+``Stats.index``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ the fixed rule: exact at most ``EXACT_BELOW`` rows, over-fetch from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
+
+from .._index.base import Costs
 
 # Below this many eligible rows a segment is scanned exactly (kinds without Costs).
 EXACT_BELOW = 1000
@@ -26,20 +27,6 @@ OVERFETCH_FACTOR = 1.5
 # With at least this share of a segment eligible, over-fetch; below, walk filtered
 # (hnswlib's filtered walk explores far more nodes than an over-fetch at 5-30%).
 OVERFETCH_MIN = 0.05
-
-
-@dataclass(frozen=True)
-class Costs:
-    """An index kind's measured costs (microseconds, one query, one thread)."""
-
-    row_us: float  # exact scan: per eligible row
-    cand_us: float  # HNSW search: per unit of beam width (max(k, ef))
-    walk_mult: float  # a filtered walk costs this many plain searches of the same ef
-    overfetch: float  # over-fetch: candidates per result wanted, per inverse share
-    walk_ef_max: float = 4.0  # a walk raises ef by sqrt(0.1 / share), at most this much
-
-    def walk_ef(self, ef: int, share: float) -> int:
-        return int(ef * min(self.walk_ef_max, max(1.0, math.sqrt(0.1 / max(share, 1e-9)))))
 
 
 def plan(index: Any, m: int, n: int, k: int, ef: int) -> tuple[str, int, float]:

@@ -247,8 +247,8 @@ class SealedSegment:
             dist = exact_distances(fetch(self.rowids[pos]), q, distance)
         else:
             dist = scan(q, pos)
-            if not self.index.exact:  # from codes: re-rank the best exactly
-                cand = pos[top_k(dist, min(pos.size, k * self.index.rerank))]
+            if not getattr(self.index, "exact", True):  # from codes: re-rank the best exactly
+                cand = pos[top_k(dist, min(pos.size, k * getattr(self.index, "rerank", 1)))]
                 return self._rerank(cand, q, k, distance, fetch)
         best = top_k(dist, k)
         return dist[best], self.rowids[pos[best]]
@@ -267,7 +267,7 @@ class SealedSegment:
         are from an exact index, re-ranked from LMDB's vectors otherwise."""
         if getattr(self.index, "exact", True):
             return dist[:k], self.rowids[labels[:k]]
-        return self._rerank(labels[: k * self.index.rerank], q, k, distance, fetch)
+        return self._rerank(labels[: k * getattr(self.index, "rerank", 1)], q, k, distance, fetch)
 
     def _knn(self, q: np.ndarray, k: int, ef: int, allow: np.ndarray | None = None,
              cap: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
