@@ -56,7 +56,7 @@ def qdrant_lines(n: int, bad: bool = True) -> list[str]:
                 rec["vector"] = [0.0] * DIM
         out.append(json.dumps(rec))
         if bad and i % 17 == 13:
-            out.append('{"id": "nan-%d", "vector": [NaN%s]}' % (i, ", 1.0" * (DIM - 1)))
+            out.append(f'{{"id": "nan-{i}", "vector": [NaN{", 1.0" * (DIM - 1)}]}}')
     return out
 
 
@@ -116,7 +116,7 @@ def test_qdrant_validation_rejects_bad_records_alone(tmp_path: Path) -> None:
             '{"vector": [')
         assert Path(st.reject_file).parent == tmp_path
     assert calls[0][0] == 0 and calls[-1] == (63, 63)
-    assert all(b[0] >= a[0] for a, b in zip(calls, calls[1:]))
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(calls))
 
 
 def test_pinecone_seed_shape(tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_changed_source_is_refused_unless_restarted(tmp_path: Path) -> None:
         with pytest.raises(Boom):
             m.import_from_file(src, s)
         write_lines(src, qdrant_lines(21, bad=False))
-        with pytest.raises(MigrationError, match="size changed.*restart"):
+        with pytest.raises(MigrationError, match=r"size changed.*restart"):
             QdrantMigration().import_from_file(src, s)
         lines = qdrant_lines(20, bad=False)
         lines[0] = lines[0].replace('"i": 0', '"i": 9')
@@ -422,8 +422,8 @@ async def test_async_import_while_other_tasks_query(tmp_path: Path) -> None:
 
 # -- property: any interruption schedule, any batch sizes, same result ------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=25, deadline=None,
@@ -585,3 +585,18 @@ async def test_async_import_indexes_like_the_sync_one(tmp_path: Path) -> None:
     async with AsyncVecStore.open(tmp_path / "t.db") as s:
         st = await QdrantMigration(index=False).import_from_file_async(src, s)
         assert not st.indexed and (await s.stats()).indexing_pending
+
+
+def test_ctrl_c_between_send_and_bookkeeping_is_held(tmp_path: Path) -> None:
+    """A SIGINT that lands while a batch is handed to the writer is held until
+    the importer has recorded it as in flight, so the stats never lag the store."""
+    import signal as _signal
+
+    from vecstore.migration._importer import _interrupts_deferred
+
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupts_deferred():
+            _signal.raise_signal(_signal.SIGINT)
+            reached = True  # the block runs to its end first
+    assert reached
+    assert _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .._engine.ops import PutMeta, WriteRequest
@@ -171,6 +174,31 @@ def _reader(fmt: str, src: str, size: int, start: int, cfg: MigrationConfig) -> 
         return open_reader(fmt, src, start=start, **opts)
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives inside the block until its end, so
+    a few statements that must happen together are not split by it.  Only the
+    main thread receives Python's signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[FrameType | None] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda _sig, frame: caught.append(frame))
+    except ValueError:  # not the main interpreter
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:  # now deliver it as it would have been
+            if callable(previous):
+                previous(signal.SIGINT, caught[0])
+            elif previous == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
+
+
 class _Committer:
     """A daemon thread that submits one request at a time to a sync store."""
 
@@ -210,9 +238,10 @@ def run_sync(run: ImportRun, submit: Callable[[WriteRequest], Any]) -> Migration
             nonlocal pending
             if pending is not None:
                 batch, fut = pending
-                result = fut.result()
-                pending = None
-                run.committed(batch, result)
+                result = fut.result()  # a (second) Ctrl-C may stop this wait...
+                with _interrupts_deferred():  # ...but not the accounting half-way
+                    pending = None
+                    run.committed(batch, result)
 
         try:
             while True:
@@ -223,7 +252,8 @@ def run_sync(run: ImportRun, submit: Callable[[WriteRequest], Any]) -> Migration
                 if item is None:
                     break
                 batch, req = item
-                pending = (batch, committer.submit(req))
+                with _interrupts_deferred():  # sent <=> pending: the stats never lag the store
+                    pending = (batch, committer.submit(req))
                 if batch.error is not None or batch.last:
                     settle()
                     if batch.error is not None:
