@@ -19,7 +19,8 @@ from ._metrics.recorder import Histogram, Metrics
 from ._query.plan import QueryPlan
 from ._query.snapshot import Snapshot
 from ._api.sync import PartitionedStore, PartitionView, VecStore, VersionedStore
-from ._types import Config, Distance, Query, Record, RecordVersion, Result, Stats, VersionInfo
+from ._types import Change, Config, Distance, Query, Record, RecordVersion, Result, Stats
+from ._types import VersionInfo
 from ._types import PQConfig
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "AsyncSnapshot",
     "AsyncVecStore",
     "AsyncVersionedStore",
+    "Change",
     "Config",
     "Distance",
     "Histogram",

@@ -258,3 +258,19 @@ class RecordVersion:
     op: str
     vector: np.ndarray | None
     metadata: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of ``store.changes()``: the record ``id`` of ``partition``
+    was upserted (``vector``, ``metadata`` as written then) or deleted
+    (both None) by ``version``.  Rollbacks appear as the upserts and
+    deletes they made."""
+
+    version: int
+    op: Literal["upsert", "delete"]
+    partition: str
+    id: str
+    vector: np.ndarray | None
+    metadata: dict[str, Any] | None
+    sparse: dict[int, float] | None = None

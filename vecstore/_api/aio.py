@@ -130,7 +130,7 @@ class _Async:
             return await bridge.wait(loop.submit(getattr(loop.writer, op.method)))
         raise TypeError(f"unknown op {op!r}")
 
-    def _aiter(self, op: Op[Iterator[Record]]) -> AsyncIterator[Record]:
+    def _aiter(self, op: Op[Iterator[Any]]) -> AsyncIterator[Any]:
         assert isinstance(op, Scan)
         return _batches(op.records(), op.batch_size)
 
@@ -173,6 +173,7 @@ class _Async:
     query = async_method(PartitionSpec.query)
     count = async_method(PartitionSpec.count)
     scan = async_iter_method(PartitionSpec.scan)
+    changes = async_iter_method(PartitionSpec.changes)
     explain = async_method(PartitionSpec.explain)
     recommend = async_method(PartitionSpec.recommend)
     find_duplicates = async_method(PartitionSpec.find_duplicates)

@@ -37,8 +37,9 @@ from .._filter.core import Filter
 from .._metrics.recorder import Metrics
 from .._query.plan import QueryPlan
 from .._query.snapshot import DEFAULT, QueryLike, Snapshot, make_query
+from .._query.changes import open_changes
 from .._query.views import open_snapshot, record_history
-from .._types import Record, RecordVersion, Result, Stats, VersionInfo
+from .._types import Change, Record, RecordVersion, Result, Stats, VersionInfo
 from .._validate import check_partition
 from .handle import Handle
 from .maint import backup_store, make_stats, partition_names
@@ -171,6 +172,17 @@ class PartitionSpec:
         batches of ``batch_size`` from one snapshot."""
         snap = _latest(self)
         return Scan(lambda: snap.scan(filter, batch_size), batch_size)
+
+    def changes(self: Scoped, since: int, until: int | None = None,
+                partitions: Sequence[str] | None = None) -> Op[Iterator[Change]]:
+        """Every change after version ``since`` up to ``until`` (default: the
+        latest), in version order, as :class:`Change` (``op`` "upsert" or
+        "delete"); of every partition on a store, of this one on a partition
+        view, or of ``partitions``.  Read in batches from one snapshot;
+        ``VersionNotRetainedError`` if ``since`` is older than retention."""
+        eng = self._h.engine()
+        parts = partitions if partitions is not None or self._root else [self._pname]
+        return Scan(lambda: open_changes(eng, since, until, parts), 1000)  # type: ignore[arg-type]
 
     def explain(self: Scoped, query: QueryLike, k: int | None = None,
                 filter: FilterLike = None,
@@ -367,17 +379,18 @@ def async_method(fn: Callable[Concatenate[Any, P], Op[T]]
     return method
 
 
-def async_iter_method(fn: Callable[Concatenate[Any, P], Op[Iterator[Record]]]
-                      ) -> Callable[Concatenate[Any, P], AsyncIterator[Record]]:
-    """``scan``: a method returning an async iterator (``async for``)."""
+def async_iter_method(fn: Callable[Concatenate[Any, P], Op[Iterator[Any]]]
+                      ) -> Callable[Concatenate[Any, P], AsyncIterator[Any]]:
+    """``scan``, ``changes``: a method returning an async iterator (``async for``)."""
 
     def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[Record]:
         return self._aiter(fn(self, *args, **kwargs))  # type: ignore[no-any-return]
 
     _as_method(fn, method)
-    method.__annotations__["return"] = "AsyncIterator[Record]"
+    ret = f"Async{_unwrapped_return(fn)}"  # Iterator[X] -> AsyncIterator[X]
+    method.__annotations__["return"] = ret
     method.__signature__ = method.__signature__.replace(  # type: ignore[attr-defined]
-        return_annotation="AsyncIterator[Record]")
+        return_annotation=ret)
     return method
 
 

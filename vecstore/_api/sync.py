@@ -98,6 +98,7 @@ class _Sync:
     query = sync_method(PartitionSpec.query)
     count = sync_method(PartitionSpec.count)
     scan = sync_method(PartitionSpec.scan)
+    changes = sync_method(PartitionSpec.changes)
     explain = sync_method(PartitionSpec.explain)
     recommend = sync_method(PartitionSpec.recommend)
     find_duplicates = sync_method(PartitionSpec.find_duplicates)

@@ -7,7 +7,8 @@ Two phases, both run by the writer between ordinary batches:
    threads); growing segments are filtered in memory;
 2. *purge*: in LMDB, in transactions of at most ``limit`` keys each, delete
    those rows (record, vector, died mark) once no segment references them,
-   history entries below the floor, version infos and tags below it, and
+   history entries below the floor, change-feed entries at or below it,
+   version infos and tags below it, and
    record the floor.  A kill between transactions leaves a consistent store
    that the next ``compact()`` finishes.
 """
@@ -26,6 +27,7 @@ from .._storage.env import Storage
 from .._storage.keys import k64, split_hist_key, u64
 from .._storage.records import decode_row
 from .._storage.vectors import VectorTable
+from .changelog import purge_step
 from .jobs import SegmentJob
 from .partitions import Partitions
 from .state import PartMem
@@ -87,6 +89,8 @@ class Purge:
             more = st.write(self._rows)
         elif self.phase == 1:
             more = st.write(self._hist)
+        elif self.phase == 2:  # the change feed's entries at or below the floor
+            more = st.write(lambda txn: purge_step(st, txn, self.floor, self.limit))
         else:
             st.write(self._versions)
             return False

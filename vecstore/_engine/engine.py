@@ -32,6 +32,7 @@ from .._storage.env import Storage
 from .._storage.files import stored_durability, write_durability
 from .._storage.memory import release_after_load
 from .._types import Config, Distance
+from .changelog import backfill
 from .compact import plan as compact_plan
 from .jobs import SegmentFiles, SegmentJob
 from .partitions import Partitions
@@ -68,6 +69,7 @@ class Engine:
                                     self.metrics, self._publish)
             self._reload()
             if not read_only:
+                backfill(self.storage)  # stores from before the change feed
                 SegmentFiles.collect_garbage(
                     os.path.join(self.storage.path, "segments"),
                     (seg.file for pm in self.mem.parts.values() for seg in pm.sealed))

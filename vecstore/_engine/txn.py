@@ -17,7 +17,7 @@ import numpy as np
 
 from .._errors import DimensionMismatchError
 from .._metaindex.indexing import IndexDef, load_defs, row_index_keys
-from .._storage.keys import hist_key, k64
+from .._storage.keys import chg_key, hist_key, k64
 from .._storage.records import encode_row, lookup
 from .._storage.vectors import VectorTable
 from .partitions import Partitions
@@ -49,6 +49,7 @@ class TxnCtx:
         self.stored_config = stored_config
         self.db_rows = st.db("rows")
         self.db_hist, self.db_died = st.db("hist"), st.db("died")
+        self.db_chg = st.db("chg")  # the change feed: hist's entries by version
         self.db_versions, self.db_parts = st.db("versions"), st.db("parts")
         self.hist_cur = txn.cursor(db=self.db_hist)
         self.version = version
@@ -132,6 +133,7 @@ class TxnCtx:
             key = k64(r0 + j)
             rows.append((key, encode_row(pid, rid, metas[j])))
             txn.put(hist_key(pid, rid, v), key, db=self.db_hist)
+            txn.put(chg_key(v, pid, rid), key, db=self.db_chg)
         with txn.cursor(db=self.db_rows) as c:
             c.putmulti(rows, append=True)
         VectorTable(self.storage, txn, self.dim).write(pid, r0, mat)
@@ -153,6 +155,7 @@ class TxnCtx:
                 continue
             self.kill(pid, old)
             self.txn.put(hist_key(pid, rid, self.version), b"", db=self.db_hist)
+            self.txn.put(chg_key(self.version, pid, rid), b"", db=self.db_chg)
             n += 1
         self.ops += n
         return n

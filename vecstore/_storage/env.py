@@ -15,6 +15,7 @@ vblocks    pid (u32) last rowid (u64)    sealed rows' vectors, packed (_vectors.
 hist       pid(u32) id 0x00 version(u64) rowid (u64 BE), or b"" = deleted
 died       rowid (u64 BE)                version (u64 BE) that ended the row
 versions   version (u64 BE)              CBOR {"t", "m", "tag", "ops"}
+chg        version (u64) pid (u32) id    as ``hist`` (the change feed by version)
 tags       tag (utf-8)                   version (u64 BE)
 segs       segment id (u64 BE)           CBOR manifest entry
 segrows    segment id (u64 BE)           rowids (i64 LE) then born (i64 LE)
@@ -48,10 +49,10 @@ from .vacuum import hold_presence, maybe_vacuum, release_presence, share_presenc
 log = logging.getLogger("vecstore")
 DB_NAMES = (
     b"meta", b"parts", b"rows", b"vecs", b"hist", b"died",
-    b"versions", b"tags", b"segs", b"segrows", b"ix", b"vblocks",
+    b"versions", b"tags", b"segs", b"segrows", b"ix", b"vblocks", b"chg",
 )
 INITIAL_MAP_SIZE = 64 << 20
-MAX_DBS = 16
+MAX_DBS = 32
 
 
 class ReadGate:

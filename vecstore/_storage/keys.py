@@ -8,6 +8,7 @@ key        layout
 u64        rowid, version, segment id: 8 bytes
 pid        partition id: 4 bytes (the prefix of ``hist`` and ``vblocks`` keys)
 hist       pid · id (utf-8) · 0x00 · version (u64)
+chg        version (u64) · pid · id (utf-8): the change feed, by version
 vblocks    pid · last rowid (u64) of the block
 ix         field id (u16) · tag + encoded value · rowid (u64)
 ========== ===================================================
@@ -55,6 +56,18 @@ def split_hist_key(key: bytes) -> tuple[int, str, int]:
     """(pid, id, version) of a ``hist`` key."""
     pid = U32.unpack_from(key)[0]
     return pid, bytes(key[4:-9]).decode("utf-8"), U64.unpack_from(key, len(key) - 8)[0]
+
+
+# -- chg: version · pid · id (the same entries as ``hist``, ordered by version) ----------
+
+
+def chg_key(version: int, pid: int, rid: str) -> bytes:
+    return U64.pack(version) + U32.pack(pid) + rid.encode("utf-8")
+
+
+def split_chg_key(key: bytes) -> tuple[int, int, str]:
+    """(version, pid, id) of a ``chg`` key."""
+    return U64.unpack_from(key)[0], U32.unpack_from(key, 8)[0], bytes(key[12:]).decode("utf-8")
 
 
 # -- vblocks: pid · last rowid ------------------------------------------------------------
