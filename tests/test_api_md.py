@@ -55,7 +55,7 @@ SECTIONS: dict[str, tuple[list[str], list[str]]] = {
     "Analytics": (["recommend", "find_duplicates"], []),
     "Metrics": (["metrics"], []),
 }
-PENDING = {"Index settings and quantization": 12, "Hybrid search": 13}
+PENDING = {"Index settings and quantization": 12}
 
 MODULES: dict[str, list[str]] = {
     "vecstore.migration": ["MigrationConfig", "PineconeMigration", "QdrantMigration",

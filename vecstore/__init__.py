@@ -22,6 +22,7 @@ from ._api.sync import PartitionedStore, PartitionView, VecStore, VersionedStore
 from ._types import Change, Config, Distance, Query, Record, RecordVersion, Result, Stats
 from ._types import VersionInfo
 from ._types import PQConfig
+from ._types import HybridQuery, TextIndex
 
 __version__ = "0.1.0"
 
@@ -36,6 +37,7 @@ __all__ = [
     "Config",
     "Distance",
     "Histogram",
+    "HybridQuery",
     "Metrics",
     "PartitionView",
     "PartitionedStore",
@@ -47,6 +49,7 @@ __all__ = [
     "Result",
     "Snapshot",
     "Stats",
+    "TextIndex",
     "VecStore",
     "VersionedStore",
     "VersionInfo",

@@ -213,13 +213,19 @@ class Record:
 
 class Result(NamedTuple):
     """One k-NN hit.  ``vector`` is set only with ``include_vectors=True``.
-    (An immutable named tuple: cheap to build, as queries build many.)"""
+    (An immutable named tuple: cheap to build, as queries build many.)
+    A :class:`HybridQuery`'s results also carry the scores they were fused
+    from: ``vector_score`` (as a :class:`Query` scores) and ``text_score``
+    (BM25, or the sparse dot product); None where that side did not find
+    the record, and for plain queries."""
 
     id: str
     score: float
     metadata: dict[str, Any]
     vector: np.ndarray | None = None
     partition: str = "default"
+    vector_score: float | None = None
+    text_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -274,3 +280,95 @@ class Change:
     vector: np.ndarray | None
     metadata: dict[str, Any] | None
     sparse: dict[int, float] | None = None
+
+
+# -- hybrid search (issue #13) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextIndex:
+    """A BM25 text index's analyzer and scoring parameters, recorded with the
+    index: ``store.create_index("title", TextIndex(language="english"))``.
+
+    Text is split into Unicode words (runs of letters and digits),
+    lowercased and accent-folded; ``language`` (a Snowball language, e.g.
+    ``"english"``) adds stemming (``stem``) and that language's stop words
+    (``stopwords``: True, False, or a list of words).  BM25: ``k1`` = 1.2,
+    ``b`` = 0.75 by default (Lucene's and tantivy's)."""
+
+    language: str | None = None
+    stem: bool = True
+    stopwords: bool | Sequence[str] = True
+    fold_accents: bool = True
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self) -> None:
+        for name in ("k1", "b"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, (int, float)) or val < 0:
+                raise InvalidArgumentError(f"TextIndex.{name} must be a number >= 0, got {val!r}")
+        if self.b > 1:
+            raise InvalidArgumentError(f"TextIndex.b must be in [0, 1], got {self.b!r}")
+        if not isinstance(self.stopwords, bool):
+            object.__setattr__(self, "stopwords", tuple(self.stopwords))
+
+
+FUSIONS = ("rrf", "weighted")
+
+
+@dataclass(frozen=True, init=False)
+class HybridQuery:
+    """Dense + BM25 (or sparse) search, fused: ``store.query(HybridQuery(vec,
+    "rust embedded database"))``.  ``vector=None`` is pure BM25 (or pure
+    sparse); ``text`` searches the text index on ``text_field`` (default: the
+    store's ``Config.text_field``, else its only text index); ``sparse`` is a
+    ``{index: weight}`` query scored by dot product with the records'
+    sparse vectors.  ``alpha`` weighs the vector side (1.0 = vector only);
+    ``fusion``: ``"weighted"`` (min-max normalised scores, convex
+    combination; the default) or ``"rrf"`` (reciprocal rank fusion, k=60).
+    ``filter`` applies to both sides."""
+
+    vector: Any
+    text: str | None = None
+    k: int = 10
+    alpha: float = 0.5
+    fusion: str = "weighted"
+    filter: str | Mapping[str, Any] | None = None
+    text_field: str | None = None
+    sparse: Mapping[int, float] | None = None
+    partitions: tuple[str, ...] | None = None
+
+    def __init__(self, vector: Any, text: str | None = None, k: int = 10, alpha: float = 0.5,
+                 fusion: str = "weighted", filter: str | Mapping[str, Any] | None = None,
+                 text_field: str | None = None, sparse: Mapping[int, float] | None = None,
+                 partitions: Sequence[str] | None = None) -> None:
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise InvalidArgumentTypeError(f"k must be a positive int, got {k!r}")
+        if k <= 0:
+            raise InvalidArgumentError(f"k must be a positive int, got {k!r}")
+        if text is not None and not isinstance(text, str):
+            raise InvalidArgumentTypeError(f"text must be a str or None, got {type(text).__name__}")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or \
+                not 0.0 <= alpha <= 1.0:
+            raise InvalidArgumentError(f"alpha must be a number in [0, 1], got {alpha!r}")
+        if fusion not in FUSIONS:
+            raise InvalidArgumentError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
+        if text is not None and sparse is not None:
+            raise InvalidArgumentError("give text or sparse, not both")
+        if vector is None and text is None and sparse is None:
+            raise InvalidArgumentError("a HybridQuery needs a vector, text or sparse")
+        if text_field is not None and not isinstance(text_field, str):
+            raise InvalidArgumentTypeError("text_field must be a str or None")
+        if isinstance(partitions, str):
+            partitions = [partitions]
+        for name, val in (("vector", vector), ("text", text), ("k", k), ("alpha", float(alpha)),
+                          ("fusion", fusion), ("filter", filter), ("text_field", text_field),
+                          ("sparse", sparse),
+                          ("partitions", None if partitions is None else tuple(partitions))):
+            object.__setattr__(self, name, val)
+
+    def _replace(self, **changes: Any) -> HybridQuery:
+        args = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        args.update(changes)
+        return HybridQuery(**args)

@@ -179,3 +179,38 @@ def dedupe_last(ids: Iterable[str]) -> list[int]:
     for i, x in enumerate(ids):
         last[x] = i
     return sorted(last.values())
+
+
+def check_sparse(sparse: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A sparse vector as (indices int64 ascending, weights float32): from
+    ``{index: weight}``, ``{"indices": [...], "values": [...]}`` (Pinecone's
+    ``sparse_values``, Qdrant's sparse vectors) or ``(indices, values)``.
+    Indices are ints in [0, 2**32); weights finite; repeats rejected."""
+    from ._errors import InvalidArgumentError, InvalidArgumentTypeError
+
+    if isinstance(sparse, Mapping) and set(sparse) == {"indices", "values"}:
+        idx, vals = list(sparse["indices"]), list(sparse["values"])
+    elif isinstance(sparse, Mapping):
+        idx, vals = list(sparse.keys()), list(sparse.values())
+    elif isinstance(sparse, (tuple, list)) and len(sparse) == 2:
+        idx, vals = list(sparse[0]), list(sparse[1])
+    else:
+        raise InvalidArgumentTypeError(
+            f"sparse must be a dict {{index: weight}}, got {type(sparse).__name__}")
+    if len(idx) != len(vals):
+        raise InvalidArgumentError(f"sparse vector has {len(idx)} indices but {len(vals)} values")
+    for i in idx:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < 2**32:
+            raise InvalidArgumentError(f"sparse indices must be ints in [0, 2**32), got {i!r}")
+    try:
+        w = np.asarray(vals, np.float32)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError("sparse weights must be numbers") from None
+    if w.ndim != 1 or not np.isfinite(w).all():
+        raise InvalidArgumentError("sparse weights must be finite numbers")
+    ind = np.asarray(idx, np.int64)
+    order = np.argsort(ind, kind="stable")
+    ind, w = ind[order], w[order]
+    if ind.size > 1 and (np.diff(ind) == 0).any():
+        raise InvalidArgumentError("sparse vector repeats an index")
+    return ind, w

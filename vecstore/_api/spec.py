@@ -121,19 +121,24 @@ class PartitionSpec:
         return Write(make_rollback(part, version, message))
 
     def upsert(self: Scoped, id: Any, vector: Any, metadata: Mapping[str, Any] | None = None,
-               *, message: str | None = None) -> Op[int]:
-        """Insert or replace one record; returns the new version."""
+               *, message: str | None = None,
+               sparse: Mapping[int, float] | None = None) -> Op[int]:
+        """Insert or replace one record; returns the new version.  ``sparse``:
+        an optional sparse vector ``{index: weight}`` (hybrid search)."""
         eng = self._h.writable()
-        return Write(rq.upsert_one(eng, self._pname, id, vector, metadata, message))
+        return Write(rq.upsert_one(eng, self._pname, id, vector, metadata, message, sparse))
 
     def upsert_many(self: Scoped, items: Iterable[Any] | None = None, *,
                     ids: Sequence[Any] | None = None, vectors: Any = None,
                     metadata: Sequence[Any] | None = None,
-                    message: str | None = None) -> Op[int]:
+                    message: str | None = None,
+                    sparse: Sequence[Mapping[int, float] | None] | None = None) -> Op[int]:
         """Insert or replace many records as one atomic version: ``items`` of
-        ``(id, vector[, metadata])``, or the columns ``ids``/``vectors``/``metadata``."""
+        ``(id, vector[, metadata])``, or the columns ``ids``/``vectors``/``metadata``;
+        ``sparse``: one sparse vector (or None) per record, in the same order."""
         eng = self._h.writable()
-        return Write(rq.upsert_many(eng, self._pname, items, ids, vectors, metadata, message))
+        return Write(rq.upsert_many(eng, self._pname, items, ids, vectors, metadata, message,
+                                    sparse))
 
     def delete(self: Scoped, id: Any, *, message: str | None = None) -> Op[bool]:
         """Delete one record; returns whether it existed."""
@@ -241,9 +246,10 @@ class StoreSpec(PartitionSpec):
         """Counters and latency histograms since the store was opened."""
         return Now(self._h.engine().metrics.snapshot())
 
-    def create_index(self: Scoped, field: str, kind: str = "btree") -> Op[bool]:
-        """Index a metadata field ("hash" | "btree" | "inverted"); backfills
-        existing records in the same transaction.  False if it existed."""
+    def create_index(self: Scoped, field: str, kind: Any = "btree") -> Op[bool]:
+        """Index a metadata field ("hash" | "btree" | "inverted", or "text" /
+        a ``TextIndex`` for BM25); backfills existing records in the same
+        transaction.  False if it existed."""
         self._h.writable()
         return Write(make_create_index(field, kind))
 
@@ -254,7 +260,8 @@ class StoreSpec(PartitionSpec):
 
     def indexes(self: Scoped) -> Op[dict[str, str]]:
         """Indexed fields and their kinds."""
-        return Now({ix.field: ix.kind for ix in self._h.engine().state.indexes.values()})
+        return Now({ix.field: ix.kind for ix in self._h.engine().state.indexes.values()
+                    if ix.kind != "sparse"})  # (records' sparse vectors: not a field)
 
     def versions(self: Scoped) -> Op[list[VersionInfo]]:
         """Retained versions, oldest first."""

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._metaindex.columns import ColumnBuilder
 from .._metaindex.indexing import row_index_keys
+from .._metaindex.textstore import purge_row
 from .._segments.segment import GrowingSegment, SealedSegment
 from .._storage.env import Storage
 from .._storage.keys import k64, split_hist_key, u64
@@ -127,6 +128,7 @@ class Purge:
                 by_pid.setdefault(pid, []).append(rowid)
                 for ik in row_index_keys(defs, meta, rowid) if defs else ():
                     txn.delete(ik, db=st.db("ix"))
+                purge_row(st, txn, defs, meta, rowid)  # text postings, sparse vector
             else:
                 txn.delete(key, db=st.db("vecs"))
             txn.delete(key, db=st.db("rows"))

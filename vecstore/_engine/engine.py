@@ -26,7 +26,7 @@ from wal import CorruptEntryError, WriteAheadLog
 
 from .._errors import ConfigMismatchError, CorruptionError, VecStoreError
 from .._index import DEFAULT_KIND, kind_named
-from .._metaindex.indexing import load_defs
+from .._metaindex.indexing import ensure_text_index, load_defs
 from .._metrics.recorder import new_recorder, rows_by_partition, timed_write
 from .._storage.env import Storage
 from .._storage.files import stored_durability, write_durability
@@ -59,6 +59,8 @@ class Engine:
             self.read_only = read_only
             self.wal = WriteAheadLog(self.storage.env, b"wal")
             dim = self._init_config(config)
+            if not read_only and self.config.text_field:
+                ensure_text_index(self.storage, self.config.text_field)
             self.mem = Partitions(self.distance, dim)
             self.files = SegmentFiles()
             self.pins = Pins()

@@ -32,11 +32,13 @@ class Upsert(WriteRequest):
     # meta keys written in the same transaction (e.g. an import's progress)
     meta_puts: dict[str, Any] | None = None
     dicts: list[dict[str, Any]] | None = None  # the metadata, decoded
+    # per record: (indices, weights) of its sparse vector, or None (validated)
+    sparse: list[tuple[np.ndarray, np.ndarray] | None] | None = None
 
     def apply(self, ctx: TxnCtx) -> Any:
         pid = ctx.pid_for(self.partition, create=True)
         assert pid is not None
-        ctx.upsert_rows(pid, self.ids, self.vectors, self.metas, self.dicts)
+        ctx.upsert_rows(pid, self.ids, self.vectors, self.metas, self.dicts, self.sparse)
         for key, value in (self.meta_puts or {}).items():
             ctx.storage.put_meta(ctx.txn, key, value)
         return ctx.version
@@ -151,7 +153,7 @@ class DeleteWhere(WriteRequest):
 @dataclass
 class CreateIndex(WriteRequest):
     field: str
-    kind: str
+    kind: Any  # a metadata kind's name, "text" or a TextIndex
     message: str | None = None
     partition: str = "default"
 

@@ -17,7 +17,16 @@ import lmdb
 import numpy as np
 
 from .._metaindex.columns import ColumnBuilder, encode_values, lookup_path
-from .._metaindex.indexing import IndexDef, Path, build_column, field_values, load_defs
+from .._metaindex.indexing import (
+    TERM_KINDS,
+    IndexDef,
+    Path,
+    index_values,
+    load_defs,
+    segment_column,
+)
+from .._metaindex.text import SPARSE, TermBuilder, encode_docs
+from .._metaindex.textstore import row_terms
 from .._segments.segment import GrowingSegment, prepare
 from .._storage.env import Storage
 from .._types import Distance
@@ -62,15 +71,18 @@ class Partitions:
         """Memory side of a committed batch: every add (one append per
         partition), then every kill (a kill may hit a row the batch added)."""
         adds: dict[int, list[tuple[int, int, np.ndarray, list[dict[str, Any]], int]]] = {}
+        terms: dict[tuple[int, Path], list[Any]] = {}  # analysed in the transaction
         for eff in effs:
             for pid, r0, mat, dicts in eff.adds:
                 adds.setdefault(pid, []).append((eff.version, r0, mat, dicts, eff.seq))
+            terms.update(eff.terms)
         for pid, items in adds.items():
             pm = self.by_pid[pid]
             if pm.growing is None:
                 assert self.dim is not None
                 pm.growing = GrowingSegment(pid, self.dim, self.distance)
-                pm.growing.cols = {p: ColumnBuilder() for p in self.indexes}
+                pm.growing.cols = {p: TermBuilder() if ix.kind in TERM_KINDS else ColumnBuilder()
+                                   for p, ix in self.indexes.items()}
             mat = items[0][2] if len(items) == 1 else np.concatenate([it[2] for it in items])
             rowids = np.concatenate([np.arange(r0, r0 + m.shape[0], dtype=np.int64)
                                      for _v, r0, m, _d, _s in items])
@@ -79,7 +91,13 @@ class Partitions:
             if self.indexes:
                 dicts = [d for it in items for d in it[3]]
                 for path, ix in self.indexes.items():
-                    col = encode_values((lookup_path(d, path) for d in dicts), ix.fd)
+                    if ix.kind in TERM_KINDS:
+                        col: Any = encode_docs(
+                            [t for _v, r0, m, d, _s in items
+                             for t in _terms(terms, r0, path, ix, d, m.shape[0])],
+                            sparse=ix.kind == SPARSE)
+                    else:
+                        col = encode_values((lookup_path(d, path) for d in dicts), ix.fd)
                     pm.growing.cols[path].append(col)
             pm.growing.append(rowids, born, prepare(mat, self.distance))
             for _v, r0, m, _d, seq in items:
@@ -135,13 +153,13 @@ class Partitions:
         """(Re)build the columns of ``paths`` on every segment (writer or load)."""
         for path in paths:
             ix = self.indexes[path]
-            values = field_values(st, txn, ix)
+            values = index_values(st, txn, ix)
             for pm in self.parts.values():
                 for seg in pm.sealed:
-                    seg.cols[path] = build_column(values, seg.rowids, ix.fd)
+                    seg.cols[path] = segment_column(values, seg.rowids, ix)
                 g = pm.growing
                 if g is not None:
-                    g.cols[path] = ColumnBuilder.of(build_column(values, g.rowids[: g.n], ix.fd))
+                    g.cols[path] = ColumnBuilder.of(segment_column(values, g.rowids[: g.n], ix))
 
     # -- questions ------------------------------------------------------------------------
 
@@ -161,3 +179,16 @@ class Partitions:
             if len(pm.sealed) > 1:
                 return False
         return True
+
+
+def _terms(terms: dict[tuple[int, Path], list[Any]], r0: int, path: Path, ix: IndexDef,
+           dicts: list[dict[str, Any]], n: int) -> list[Any]:
+    """The (term ids, weights) of an add's rows for a text or sparse index:
+    as the transaction analysed them, else from the metadata (text) or none
+    (no sparse vectors)."""
+    got = terms.get((r0, path))
+    if got is not None:
+        return got
+    if ix.kind == SPARSE or ix.text is None or len(dicts) != n:
+        return [None] * n
+    return [row_terms(ix.fd, ix.text.analyzer, d, path) for d in dicts]

@@ -23,6 +23,7 @@ from .._validate import (
     check_id,
     check_metadata,
     check_partition,
+    check_sparse,
     check_values,
     dedupe_last,
     encode_metadata,
@@ -38,19 +39,33 @@ def _message(message: Any) -> str | None:
     return message
 
 
+def _sparse_list(sparse: Any, n: int) -> list[Any] | None:
+    """Validated sparse vectors, one per record (None where a record has none)."""
+    if sparse is None:
+        return None
+    if isinstance(sparse, Mapping):
+        raise InvalidArgumentError("sparse= must be a list with one sparse vector per record")
+    items = list(sparse)
+    if len(items) != n:
+        raise InvalidArgumentError(f"{n} ids but {len(items)} sparse vectors")
+    out = [None if sv is None else check_sparse(sv) for sv in items]
+    return out if any(sv is not None for sv in out) else None
+
+
 def upsert_one(engine: Engine, partition: str, id: Any, vector: Any, metadata: Any,
-               message: Any) -> Upsert:
+               message: Any, sparse: Any = None) -> Upsert:
     rid = check_id(id)
     vec = as_vector(vector, engine.dim)
     mat = vec.reshape(1, -1)
     check_values(mat, engine.distance, [rid])
     meta = check_metadata(metadata)
     return Upsert(check_partition(partition), [rid], mat, [encode_metadata(meta)],
-                  _message(message), dicts=[meta])
+                  _message(message), dicts=[meta],
+                  sparse=None if sparse is None else [check_sparse(sparse)])
 
 
 def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids: Any,
-                vectors: Any, metadata: Any, message: Any) -> Upsert:
+                vectors: Any, metadata: Any, message: Any, sparse: Any = None) -> Upsert:
     if items is not None:
         if ids is not None or vectors is not None or metadata is not None:
             raise InvalidArgumentTypeError("pass either items or ids=/vectors=/metadata=, not both")
@@ -87,15 +102,17 @@ def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids
         if len(metas) != len(rids):
             raise InvalidArgumentError(f"{len(rids)} ids but {len(metas)} metadata entries")
     check_values(mat, engine.distance, rids)
+    sparses = _sparse_list(sparse, len(rids))
     keep = dedupe_last(rids)
     if len(keep) != len(rids):
         rids = [rids[i] for i in keep]
         mat = mat[keep]
         metas = [metas[i] for i in keep]
+        sparses = None if sparses is None else [sparses[i] for i in keep]
     dicts = [check_metadata(m) for m in metas]
     encoded = [encode_metadata(m) for m in dicts]
     return Upsert(check_partition(partition), rids, np.ascontiguousarray(mat), encoded,
-                  _message(message), dicts=dicts)
+                  _message(message), dicts=dicts, sparse=sparses)
 
 
 def delete(partition: str, ids: Iterable[Any], message: Any, single: bool) -> Delete:
@@ -121,6 +138,7 @@ def drop_partition(name: str, message: Any) -> DropPartition:
 
 
 def make_create_index(field: Any, kind: Any) -> CreateIndex:
+    """``kind``: a metadata kind, ``"text"`` or a :class:`TextIndex` (BM25)."""
     if not isinstance(field, str):
         raise InvalidArgumentTypeError(f"field must be a str, got {type(field).__name__}")
     path_of(field)

@@ -85,3 +85,6 @@ class Effects:
     kills: list[tuple[int, int]] = field(default_factory=list)  # (pid, rowid)
     # (pid, first rowid, vectors, metadata dicts)
     adds: list[tuple[int, int, np.ndarray, list[dict[str, Any]]]] = field(default_factory=list)
+    # (first rowid, index path) -> each added row's (term ids, weights) or None, for the
+    # text and sparse indexes (analysed once, in the transaction)
+    terms: dict[tuple[int, tuple[str, ...]], list[Any]] = field(default_factory=dict)

@@ -16,7 +16,9 @@ import lmdb
 import numpy as np
 
 from .._errors import DimensionMismatchError
-from .._metaindex.indexing import IndexDef, load_defs, row_index_keys
+from .._metaindex.indexing import IndexDef, ensure_sparse, load_defs, row_index_keys
+from .._metaindex.text import SPARSE_FIELD, SPARSE_PATH
+from .._metaindex.textstore import Sparse, as_items, index_text_rows, write_sparse
 from .._storage.keys import chg_key, hist_key, k64
 from .._storage.records import encode_row, lookup
 from .._storage.vectors import VectorTable
@@ -115,7 +117,8 @@ class TxnCtx:
         return list(defs.values())
 
     def upsert_rows(self, pid: int, ids: list[str], mat: np.ndarray, metas: list[bytes],
-                    dicts: list[dict[str, Any]] | None = None) -> None:
+                    dicts: list[dict[str, Any]] | None = None,
+                    sparse: list[Sparse | None] | None = None) -> None:
         assert self.cur is not None
         if self.dim is None:
             self.dim = int(mat.shape[1])
@@ -137,6 +140,11 @@ class TxnCtx:
         with txn.cursor(db=self.db_rows) as c:
             c.putmulti(rows, append=True)
         VectorTable(self.storage, txn, self.dim).write(pid, r0, mat)
+        if sparse is not None and any(sv is not None for sv in sparse):
+            if ensure_sparse(self.storage, txn):
+                self.index_changes.append(("create", SPARSE_FIELD))
+            write_sparse(self.storage, txn, r0, sparse)
+            self.cur.terms[(r0, SPARSE_PATH)] = [as_items(sv) for sv in sparse]
         defs = self._index_defs()
         if dicts is None:
             dicts = [cbor2.loads(m) for m in metas] if defs else []
@@ -144,6 +152,8 @@ class TxnCtx:
             keys = sorted(k for j, d in enumerate(dicts) for k in row_index_keys(defs, d, r0 + j))
             with txn.cursor(db=self.db_ix) as c:
                 c.putmulti([(k, b"") for k in keys])
+            for path, items in index_text_rows(self.storage, txn, defs, dicts, r0).items():
+                self.cur.terms[(r0, path)] = items
         self.cur.adds.append((pid, r0, mat, dicts))
         self.ops += len(ids)
 

@@ -20,6 +20,7 @@ import lmdb
 import numpy as np
 
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, VersionNotRetainedError
+from .._metaindex.textstore import read_sparse
 from .._storage.records import decode_row, row_meta_cbor
 from .._storage.env import Storage
 from .._storage.keys import hist_prefix, k64, pid_prefix, split_hist_key, u64
@@ -209,7 +210,8 @@ class Rollback(WriteRequest):
             for _rid, key in restore:
                 metas.append(row_meta_cbor(txn.get(key, db=ctx.db_rows)))
             ctx.pid_for(name, create=True)  # revives a dropped partition
-            ctx.upsert_rows(pid, [rid for rid, _k in restore], vecs, metas)
+            sparse = [read_sparse(ctx.storage, txn, u64(key)) for _rid, key in restore]
+            ctx.upsert_rows(pid, [rid for rid, _k in restore], vecs, metas, sparse=sparse)
         if delete:
             ctx.delete_ids(pid, delete)
 

@@ -181,7 +181,9 @@ class Column:
                       loff, lcodes, len(positions))
 
 
-def concat_columns(cols: list[Column]) -> Column:
+def concat_columns(cols: list[Any]) -> Any:
+    if cols and not isinstance(cols[0], Column):  # another kind's column (text.TermColumn)
+        return type(cols[0]).concat(cols)
     if len(cols) == 1:
         return cols[0]
     offs = [np.zeros(1, np.int64)]
@@ -270,6 +272,8 @@ class ColumnBuilder:
 
     @classmethod
     def of(cls, col: Column) -> ColumnBuilder:
+        if not isinstance(col, Column):  # another kind's column builds its own builder
+            return col.builder()  # type: ignore[no-any-return]
         b = cls(max(1024, col.n))
         b.append(col)
         return b

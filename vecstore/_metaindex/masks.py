@@ -150,7 +150,7 @@ def index_mask(node: Any, cols: Cols, dicts: Dicts, ids: IdMasks | None = None
         return None if ids is None else ids(node)
     col = cols.get(node.path)
     fd = dicts.get(node.path)
-    if col is None or fd is None:
+    if col is None or fd is None or not isinstance(col, Column):  # (a text index's column)
         return None
     if isinstance(node, AnyElem):
         return _any_mask(node, col, fd)

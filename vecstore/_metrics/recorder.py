@@ -27,7 +27,8 @@ T = TypeVar("T")
 SECONDS_BOUNDS: tuple[float, ...] = tuple(float(f"{10 ** (k / 5):.3g}") for k in range(-25, 16))
 # requests per group commit: 1, 2, 4 .. 4096 (the writer's MAX_BATCH)
 SIZE_BOUNDS: tuple[float, ...] = tuple(float(2 ** k) for k in range(13))
-STRATEGIES = ("exact_scan", "hnsw", "hnsw_overfetch", "filtered_hnsw")  # _plan.choose
+STRATEGIES = ("exact_scan", "hnsw", "hnsw_overfetch", "filtered_hnsw",  # _plan.choose
+              "bm25", "sparse")  # a HybridQuery's lexical side (_query/hybrid.py)
 BUILD_KINDS = ("seal", "merge")
 
 

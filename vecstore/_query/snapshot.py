@@ -23,13 +23,14 @@ from .._segments.costs import thresholds
 from .._segments.matching import Segment, segment_mask
 from .._segments.segment import EXACT_BELOW, Hits, merge_hits, prepare, to_scores, visible
 from .._storage.records import Reader
-from .._types import Distance, Query, Record, Result
+from .._types import Distance, HybridQuery, Query, Record, Result
 from .._validate import as_vector, check_id, check_partition
+from . import hybrid
 from .plan import QueryPlan, choose, cost_ms
 
 DEFAULT = "default"
 SAMPLE = 300  # rows sampled to estimate an unindexed filter's selectivity
-QueryLike = Query | Sequence[float] | np.ndarray
+QueryLike = Query | HybridQuery | Sequence[float] | np.ndarray
 
 
 def query_vector(raw: Any, dim: int, distance: Distance) -> np.ndarray:
@@ -54,6 +55,8 @@ def query_vector(raw: Any, dim: int, distance: Distance) -> np.ndarray:
 def make_query(q: Any, k: int | None, filter: Any, ef: int | None,
                include_vectors: bool | None, partitions: Sequence[str] | None) -> Query:
     """Accept ``query(Query(...))`` or ``query(vector, k=..., filter=...)``."""
+    if isinstance(q, HybridQuery):  # (its own fields; ef/include_vectors do not apply)
+        return hybrid.with_args(q, k, filter, partitions)  # type: ignore[return-value]
     if isinstance(q, Query):
         changes: dict[str, Any] = {}
         if k is not None:
@@ -250,6 +253,8 @@ class Snapshot:
               partitions: Sequence[str] | None = None) -> list[Result]:
         """The ``k`` nearest records live at this version (a :class:`Query`,
         or a vector and keywords)."""
+        if isinstance(query, HybridQuery):  # dense + BM25/sparse, fused: _query/hybrid.py
+            return hybrid.run(self, hybrid.with_args(query, k, filter, partitions))
         t0 = time.perf_counter()
         if isinstance(query, Query) or k is not None and not isinstance(k, int) or \
                 ef is not None or partitions is not None:
@@ -346,6 +351,8 @@ class Snapshot:
                 partitions: Sequence[str] | None = None) -> QueryPlan:
         """How ``query`` would run: strategy, estimated matches and cost, and
         hints (e.g. which index would make it cheaper)."""
+        if isinstance(query, HybridQuery):
+            return hybrid.explain(self, hybrid.with_args(query, k, filter, partitions))
         q = make_query(query, k, filter, None, None, partitions)
         flt = parse_filter(q.filter)
         names = [self._partition] if q.partitions is None else list(q.partitions)

@@ -11,10 +11,15 @@ hist       pid · id (utf-8) · 0x00 · version (u64)
 chg        version (u64) · pid · id (utf-8): the change feed, by version
 vblocks    pid · last rowid (u64) of the block
 ix         field id (u16) · tag + encoded value · rowid (u64)
+tpost      field id (u16) · term (utf-8) · 0x00 · rowid (u64) -> tf (u32)
+tdocs      field id (u16) · rowid (u64) -> document length in terms (u32)
+sparse     rowid (u64) -> the row's sparse vector (``sparse_value``)
 ========== ===================================================
 
 (The value encodings of an ``ix`` key's middle part are the metadata index's
-business: :mod:`vecstore._metaindex.columns`.)
+business: :mod:`vecstore._metaindex.columns`.  ``tpost``/``tdocs`` are the
+BM25 text indexes' postings and document lengths, written in the same
+transaction as their rows: :mod:`vecstore._metaindex.text`.)
 """
 
 from __future__ import annotations
@@ -97,3 +102,44 @@ def ix_key(fid: int, body: bytes, rowid: int) -> bytes:
 def split_ix_key(key: bytes) -> tuple[int, bytes, int]:
     """(field id, tag + encoded value, rowid) of an ``ix`` key."""
     return U16.unpack_from(key)[0], bytes(key[2:-8]), U64.unpack(key[-8:])[0]
+
+
+# -- tpost / tdocs: BM25 text indexes -----------------------------------------------------
+
+
+def tpost_key(fid: int, term: str, rowid: int) -> bytes:
+    return U16.pack(fid) + term.encode("utf-8") + b"\x00" + U64.pack(rowid)
+
+
+def split_tpost_key(key: bytes) -> tuple[int, bytes, int]:
+    """(field id, term as utf-8 bytes, rowid) of a ``tpost`` key."""
+    return U16.unpack_from(key)[0], bytes(key[2:-9]), U64.unpack(key[-8:])[0]
+
+
+def tdocs_key(fid: int, rowid: int) -> bytes:
+    return U16.pack(fid) + U64.pack(rowid)
+
+
+def split_tdocs_key(key: bytes) -> tuple[int, int]:
+    """(field id, rowid) of a ``tdocs`` key."""
+    return U16.unpack_from(key)[0], U64.unpack_from(key, 2)[0]
+
+
+# -- sparse: rowid -> u32 count · u32 indices (ascending) · f32 weights (little-endian) -----
+
+
+def sparse_value(indices: "np.ndarray", weights: "np.ndarray") -> bytes:
+    import numpy as np
+
+    return (U32.pack(len(indices)) + np.asarray(indices, "<u4").tobytes() +
+            np.asarray(weights, "<f4").tobytes())
+
+
+def split_sparse_value(raw: bytes | memoryview) -> tuple["np.ndarray", "np.ndarray"]:
+    """(indices uint32, weights float32) of a ``sparse`` value."""
+    import numpy as np
+
+    n = U32.unpack_from(raw)[0]
+    buf = bytes(raw)
+    return (np.frombuffer(buf, "<u4", n, 4).astype(np.int64),
+            np.frombuffer(buf, "<f4", n, 4 + 4 * n).astype(np.float32))

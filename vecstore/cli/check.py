@@ -14,7 +14,10 @@ recovery, so it also reports stores that no longer open.  It verifies:
 * history against records: each history entry points at a row of the same
   partition and id; each live row is its id's newest entry (so counts
   agree);
-* versions: nothing is newer than the store's version.
+* versions: nothing is newer than the store's version;
+* BM25 text indexes: postings and document lengths are exactly what the
+  recorded analyzer makes of the records; sparse vectors belong to records
+  (``check_text.py``).
 
 Files in ``segments/`` that the manifest does not name are *warnings*
 (leftovers of an interrupted seal; the next writable open deletes them).
@@ -38,6 +41,7 @@ from .._storage.records import decode_row, row_pid
 from .._storage.env import Storage
 from .._storage.keys import k64, split_block_key, split_hist_key, u64
 from .._storage.vectors import VectorTable, decode_block
+from .check_text import check_text
 
 MAX_LISTED = 100
 
@@ -103,6 +107,7 @@ def _check(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, rep: _Report)
     live_rows = _check_rows(st, txn, rep, parts, dim, sealed, upto, tail, died)
     _check_blocks(st, txn, rep, parts, dim)
     _check_hist(st, txn, rep, parts, live_rows, version)
+    check_text(st, txn, rep)  # BM25 postings and sparse vectors against the records
     for rowid, v in died.items():
         if v > version:
             rep.problem(f"row {rowid} is marked dead at version {v}, after the store's "
