@@ -287,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("store")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     __import__("vecstore.cli.analyze", fromlist=["register"]).register(sub, cmd)
+    __import__("vecstore.cli.replicate", fromlist=["register"]).register(sub, cmd)
     return parser
 
 
