@@ -126,12 +126,17 @@ def run_export(args: argparse.Namespace) -> int:
     try:
         with VecStore.open(args.store, read_only=True) as store:
             n = migration_for(args.format)(cfg).with_progress(bar).export_to_file(
-                store, args.file, version=args.version)
+                store, args.file, version=args.version, since=args.since)
             version = args.version if args.version is not None else store.version
     finally:
         bar.close()
     doc = {"records": n, "file": os.path.abspath(args.file), "format": args.format,
            "partition": args.partition or "default", "version": version}
+    if args.since is not None:  # an incremental export: changes in (since, version]
+        doc["since"] = args.since
+        emit(args, doc, [f"exported {n} changed records (versions {args.since} to {version}) "
+                         f"to {args.file}"])
+        return EXIT_OK
     emit(args, doc, [f"exported {n} records (version {version}) to {args.file}"])
     return EXIT_OK
 

@@ -248,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--partition")
     p.add_argument("--version", type=_nonneg, help="export this version (default: latest)")
+    p.add_argument("--since", type=_nonneg, metavar="V",
+                   help="only what changed after version V (deletes as tombstones)")
     p.add_argument("--text-field", help="chroma: the metadata field holding the document")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 

@@ -41,6 +41,7 @@ from .._validate import (
 )
 from ._checks import Reject, json_metadata_ok, one_vector
 from ._config import Failure
+from ._delta import with_deletes
 from ._readers import SourceRecord
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ class Batch:
 
     @property
     def written(self) -> int:
-        return 0 if self.request is None else len(self.request.ids)
+        return 0 if self.request is None else \
+            len(self.request.ids) + len(getattr(self.request, "deletes", ()))
 
     @property
     def read(self) -> int:
@@ -181,6 +183,7 @@ class BatchMaker:
     def _checked(self, batch: Batch, recs: list[SourceRecord], strict: bool = False) -> None:
         fails = batch.failures
         cands: list[SourceRecord] = []
+        deletes: list[str] = []  # tombstones of an incremental export
         ids: list[str] = []
         metas: list[bytes] = []
         for rec in recs:
@@ -190,6 +193,9 @@ class BatchMaker:
                                          rec.excerpt))
                     continue
                 rid = self._rid(rec.id)
+                if rec.deleted:
+                    deletes.append(rid)
+                    continue
                 meta = self._metadata(rec)
                 if meta is None:
                     meta = {}
@@ -230,6 +236,9 @@ class BatchMaker:
                 metas = [metas[i] for i in keep]
             batch.request = Upsert(self._partition, ids, np.ascontiguousarray(out), metas,
                                    self._message)
+        if deletes:
+            batch.request = with_deletes(batch.request, self._partition, deletes,
+                                         self._message, self._engine.dim)
 
     def _vectors(self, fails: list[Failure], cands: list[SourceRecord]
                  ) -> tuple[list[int], np.ndarray]:

@@ -75,6 +75,8 @@ def _chroma_row(pos: int, values: list[Any]) -> SourceRecord:
         "'documents' entry is not a string" if doc is not None and not isinstance(doc, str)
         else None,
     )
+    if emb is None and meta == {"deleted": True} and id_ is not None:
+        return SourceRecord(pos, id_, None, None, None, None, deleted=True)  # a tombstone
     rec = SourceRecord(pos, id_, emb, meta, doc, err)
     if err is None:
         return rec

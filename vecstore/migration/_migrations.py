@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Self
 
 from .._errors import MigrationError
 from ._config import MigrationConfig, MigrationStats
+from ._delta import export_changes
 from ._export import export_snapshot
 from ._importer import ImportRun, Progress, run_async, run_sync
 from ._indexing import index_store, index_store_async
@@ -133,12 +134,19 @@ class Migration:
     # -- export --------------------------------------------------------------------
 
     def export_to_file(self, store: Any, path: str | os.PathLike[str], *,
-                       version: int | None = None) -> int:
+                       version: int | None = None, since: int | None = None) -> int:
         """Write the store's records (one partition: the view's, or
         ``config.partition``) to ``path`` in this format; return how many.
         Reads one snapshot (``version``, default the latest), so writes made
-        meanwhile are not mixed in.  Works on read-only stores."""
+        meanwhile are not mixed in.  Works on read-only stores.
+
+        ``since``: an incremental export, the records that changed after that
+        version, deleted ones as tombstones (``_delta`` documents the form per
+        format); the file records ``since`` and the version it reached."""
         snap, text_field = self._snapshot(store, version)
+        if since is not None:
+            return export_changes(snap, self.format, os.fspath(path), text_field, since,
+                                  self._progress)
         return export_snapshot(snap, self.format, os.fspath(path), text_field, self._progress)
 
     async def export_to_file_async(self, store: Any, path: str | os.PathLike[str], *,

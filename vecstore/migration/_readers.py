@@ -27,6 +27,8 @@ import orjson
 from .._errors import MigrationError
 
 FORMATS: tuple[str, ...] = ("pinecone", "qdrant", "weaviate", "chroma")
+#: The first line of an incremental (``--since``) Qdrant export: ``{"vecstore":{...}}``.
+HEADER_LINE = b'{"vecstore":'
 
 _KINDS = {"start_array": "array", "start_map": "object", "null": "null"}
 
@@ -51,6 +53,7 @@ class SourceRecord:
     document: str | None
     error: str | None = None
     excerpt: str | None = field(default=None, compare=False)
+    deleted: bool = False  # a tombstone of an incremental export (``--since``)
 
 
 #: Excerpts of rejected records are cut to this many characters.
@@ -164,9 +167,21 @@ def pick_named(vec: dict[str, Any], vector_name: str | None) -> tuple[object, st
     return vec, f"record has several named vectors ({names}); pass vector_name to choose one"
 
 
+def tombstone(pos: int, obj: object, vec_key: str) -> SourceRecord | None:
+    """An incremental export's deletion, ``{"id": ..., "deleted": true}``
+    (no vector), or None."""
+    if isinstance(obj, dict) and obj.get("deleted") is True and obj.get(vec_key) is None:
+        return SourceRecord(pos, obj.get("id"), None, None, None, _problem(obj, "id"),
+                            deleted=True)
+    return None
+
+
 def _pinecone_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:
     if not isinstance(obj, dict):
         return _not_object(pos, obj)
+    gone = tombstone(pos, obj, "values")
+    if gone is not None:
+        return gone
     err = join_problems(_problem(obj, "id"), _problem(obj, "values"))
     return SourceRecord(pos, obj.get("id"), obj.get("values"), obj.get("metadata"), None, err)
 
@@ -178,6 +193,9 @@ def _vector_record(pos: int, obj: object, vector_name: str | None,
     ``vector`` absent, null or empty)."""
     if not isinstance(obj, dict):
         return _not_object(pos, obj)
+    gone = tombstone(pos, obj, "vector")
+    if gone is not None:
+        return gone
     vec, verr = obj.get("vector"), _problem(obj, "vector")
     if (vec is None or vec == []) and meta_key == "properties" \
             and isinstance(obj.get("vectors"), dict):
@@ -256,8 +274,8 @@ def read_jsonl(path: str, start: int, vector_name: str | None,
     try:
         pos = 0
         for lineno, line in enumerate(f, 1):
-            if line.isspace():
-                continue
+            if line.isspace() or line.startswith(HEADER_LINE):
+                continue  # (the header of an incremental export is not a record)
             if pos >= start:
                 try:
                     obj = _loads_line(line)

@@ -30,7 +30,7 @@ _INT64 = (1 - (1 << 63), (1 << 63) - 1)  # yajl also rejects -2**63
 
 
 def write_export(fmt: str, path: str | os.PathLike[str], records: Records, *,
-                 text_field: str | None = None) -> int:
+                 text_field: str | None = None, header: dict[str, Any] | None = None) -> int:
     """Write *records* to *path* in export format *fmt*; return how many.
 
     *records* is an iterable of ``(id, vector, metadata, document)`` tuples
@@ -52,17 +52,22 @@ def write_export(fmt: str, path: str | os.PathLike[str], records: Records, *,
     Integers outside the signed 64-bit range (in ids or metadata) are refused
     for the JSON-document formats (pinecone, weaviate, chroma), whose reader
     cannot parse them; Qdrant's JSON Lines reader can, so qdrant allows them.
+
+    ``header`` (an incremental export's versions, see ``_delta``) is written
+    as the top-level key ``vecstore`` (the first line, for Qdrant); a row whose
+    vector is None is a tombstone.
     """
     check_format(fmt)
+    hdr = None if header is None else json.dumps(header, separators=(",", ":"))
     target = os.fspath(path)
     tmp = target + ".tmp"
     rows = records() if callable(records) else records
     try:
         with open(tmp, "w", encoding="utf-8", newline="\n", buffering=_BUFFER) as out:
             if fmt == "chroma":
-                n = _write_chroma(out, rows, os.path.dirname(os.path.abspath(target)))
+                n = _write_chroma(out, rows, os.path.dirname(os.path.abspath(target)), hdr)
             else:
-                n = _write_rows(fmt, out, rows, text_field)
+                n = _write_rows(fmt, out, rows, text_field, hdr)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
@@ -179,15 +184,23 @@ def _with_document(fmt: str, meta: Any, doc: Any, text_field: str | None, id_: A
     return merged
 
 
-def _write_rows(fmt: str, out: IO[str], rows: Iterable[Row], text_field: str | None) -> int:
+def _write_rows(fmt: str, out: IO[str], rows: Iterable[Row], text_field: str | None,
+                hdr: str | None = None) -> int:
     """Pinecone / Weaviate (one document) and Qdrant (JSON Lines)."""
     if fmt != "qdrant":
         out.write('{"vectors":[\n')
+    elif hdr is not None:
+        out.write(f'{{"vecstore":{hdr}}}\n')
     n = 0
     for n, row in enumerate(rows, 1):
         id_, vec, meta, doc = _unpack(row, n - 1)
         int64 = fmt != "qdrant"
         ident = _id_json(id_, n - 1, int64)
+        if vec is None:  # a tombstone
+            sep = "" if fmt == "qdrant" or n == 1 else ",\n"
+            end = "\n" if fmt == "qdrant" else ""
+            out.write(f'{sep}{{"id":{ident},"deleted":true}}{end}')
+            continue
         vector = _vector_json(vec, id_)
         meta = _with_document(fmt, meta, doc, text_field, id_)
         meta_text = _json(meta, "metadata", id_, int64)
@@ -200,11 +213,12 @@ def _write_rows(fmt: str, out: IO[str], rows: Iterable[Row], text_field: str | N
             tail = "" if meta is None else f',"metadata":{meta_text}'
             out.write(f'{sep}{{"id":{ident},"values":{vector}{tail}}}')
     if fmt != "qdrant":
-        out.write("\n]}\n")
+        out.write("\n]" + ("" if hdr is None else f',\n"vecstore":{hdr}') + "}\n")
     return n
 
 
-def _write_chroma(out: IO[str], rows: Iterable[Row], spool_dir: str) -> int:
+def _write_chroma(out: IO[str], rows: Iterable[Row], spool_dir: str,
+                  hdr: str | None = None) -> int:
     """Columnar Chroma document in one pass, spooling three columns."""
     spools = [
         tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n", dir=spool_dir,
@@ -218,8 +232,9 @@ def _write_chroma(out: IO[str], rows: Iterable[Row], spool_dir: str) -> int:
             id_, vec, meta, doc = _unpack(row, n - 1)
             sep = "," if n > 1 else ""
             ident = _id_json(id_, n - 1, True)
-            cells = (_vector_json(vec, id_), _json(meta, "metadata", id_, True),
-                     _json(doc, "document", id_))
+            cells = ("null", '{"deleted":true}', "null") if vec is None else (  # tombstone
+                _vector_json(vec, id_), _json(meta, "metadata", id_, True),
+                _json(doc, "document", id_))
             out.write(sep + ident)
             for spool, cell in zip(spools, cells):
                 spool.write(sep + "\n" + cell)
@@ -227,7 +242,7 @@ def _write_chroma(out: IO[str], rows: Iterable[Row], spool_dir: str) -> int:
             out.write(f'],\n"{name}":[')
             spool.seek(0)
             shutil.copyfileobj(spool, out, _BUFFER)
-        out.write("]}\n")
+        out.write("]" + ("" if hdr is None else f',\n"vecstore":{hdr}') + "}\n")
         return n
     finally:
         for spool in spools:
