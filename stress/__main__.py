@@ -7,6 +7,7 @@
     python -m stress load --seconds 30
     python -m stress hostile
     python -m stress migration         # only if stress/migration_kill.py exists
+    python -m stress powercut --cuts 50 [--peers]   # power cuts from a recorded log
 
 ``--short``/``--long`` run each harness in a child interpreter (a crash or a
 hang of one is reported, the others still run), then print one summary and
@@ -30,7 +31,7 @@ from typing import Any
 from ._common import PY, child_env
 from ._report import Report, print_summary
 
-HARNESSES = ("kill", "faults", "load", "hostile", "migration")
+HARNESSES = ("kill", "faults", "load", "hostile", "migration", "powercut")
 
 # (arguments, timeout in seconds) per harness and mode
 PLANS: dict[str, dict[str, tuple[list[str], float]]] = {
@@ -40,6 +41,7 @@ PLANS: dict[str, dict[str, tuple[list[str], float]]] = {
         "load": (["--seconds", "20", "--tasks", "4", "--procs", "2"], 150),
         "hostile": (["--examples", "50"], 180),
         "migration": (["--short"], 180),
+        "powercut": (["--cuts", "50", "--seconds", "150"], 240),
     },
     "long": {
         "kill": (["--kills", "2000"], 4 * 3600),
@@ -47,6 +49,7 @@ PLANS: dict[str, dict[str, tuple[list[str], float]]] = {
         "load": (["--seconds", "180", "--tasks", "8", "--procs", "3"], 1800),
         "hostile": (["--examples", "500"], 3600),
         "migration": (["--long"], 3600),
+        "powercut": (["--cuts", "1000", "--states", "4", "--peers"], 4 * 3600),
     },
 }
 
@@ -115,6 +118,11 @@ def run_one(name: str, args: argparse.Namespace) -> Report:
             from . import hostile
             return hostile.run(examples=args.examples or 150, seed=args.seed, keep=args.keep,
                                report=report)
+        if name == "powercut":
+            from . import powercut
+            return powercut.run(args.cuts or 50, seed=args.seed, keep=args.keep, report=report,
+                                states=args.states or 3, seconds=args.seconds,
+                                peers=args.peers)
         if name == "migration":
             if not migration_available():
                 report.note("stress/migration_kill.py does not exist yet: migration kill loop "
@@ -195,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", type=int, help="load: reader tasks in the writer's process")
     p.add_argument("--procs", type=int, help="load: read_only reader processes")
     p.add_argument("--examples", type=int, help="hostile: Hypothesis examples per property")
+    p.add_argument("--cuts", type=int, help="powercut: number of power cuts")
+    p.add_argument("--states", type=int, help="powercut: crash states per cut (>= 3)")
+    p.add_argument("--peers", action="store_true",
+                   help="powercut: also cut the power under Chroma and LanceDB")
     p.add_argument("--seed", type=int)
     p.add_argument("--keep", action="store_true", help="keep the working directories")
     p.add_argument("--json-out", help=argparse.SUPPRESS)

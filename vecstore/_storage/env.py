@@ -114,9 +114,15 @@ def _acquire_env(path: str, sync: bool, create: bool) -> lmdb.Environment:
             return env
         writable = os.access(path, os.W_OK)
         size = max(INITIAL_MAP_SIZE, _file_size(os.path.join(path, "data.mdb")) * 2)
+        # durability="relaxed" is MDB_NOMETASYNC, not MDB_NOSYNC (power-cut
+        # harness, bug P2): with no fsync at all the kernel may write LMDB's
+        # meta page back before the pages it points to, and a power cut then
+        # leaves a corrupt file.  NOMETASYNC fsyncs a commit's pages before
+        # its meta page is written (the next commit's fsync carries that):
+        # a cut loses the last commits, never the file.
         env = lmdb.open(
             path, map_size=size, max_dbs=MAX_DBS, subdir=True, create=create,
-            readonly=not writable, sync=sync, metasync=sync, lock=True,
+            readonly=not writable, sync=True, metasync=sync, lock=True,
             max_readers=1024, readahead=False,
         )
         _ENVS[path] = (env, 1)

@@ -79,9 +79,33 @@ def stored_durability(path: str) -> str:
 
 
 def write_durability(path: str, word: str) -> None:
+    """Write the ``durability`` file of a store being created, then make the
+    store's names durable (power-cut harness, bug P1): LMDB creates
+    ``data.mdb`` and vecstore ``segments/`` and the store directory itself
+    without ever syncing a directory, so on a power cut a new store could
+    vanish with every write it had acknowledged.  Called once, right after
+    the store's first commit and before any write is acknowledged."""
     tmp = os.path.join(path, DURABILITY_FILE + ".tmp")
     with open(tmp, "w") as f:
         f.write(word + "\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, os.path.join(path, DURABILITY_FILE))
+    sync_names(path)
+
+
+def sync_names(path: str) -> None:
+    """fsync ``path`` (a directory: its entries) and every directory above it
+    up to its file system's mount point (each one's entry for the next), so
+    a directory tree just created by ``makedirs`` survives a power cut."""
+    path = os.path.abspath(path)
+    fsync_path(path)
+    while not os.path.ismount(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        try:
+            fsync_path(parent)
+        except OSError:  # an ancestor we may not open: it existed before us
+            break
+        path = parent
