@@ -365,9 +365,10 @@ def test_read_only_open_of_a_missing_store_is_a_clear_error(tmp_path: Path, kind
     path = tmp_path / "nothing.db"
     if kind == "empty-dir":
         path.mkdir()
-    # What vecstore raises today is FileNotFoundError (not a VecStoreError).
-    with pytest.raises((FileNotFoundError, VecStoreError)) as info:
+    # A StoreNotFoundError: a VecStoreError that is still a FileNotFoundError.
+    with pytest.raises(FileNotFoundError) as info:
         VecStore.open(path, read_only=True)
+    assert isinstance(info.value, VecStoreError)
     assert "nothing.db" in str(info.value)
     # A read_only open never creates anything.
     if kind == "missing":

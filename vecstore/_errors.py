@@ -90,6 +90,22 @@ class UnsupportedEventLoopError(VecStoreError, RuntimeError):
     works anywhere)."""
 
 
+class StoreNotFoundError(VecStoreError, FileNotFoundError):
+    """There is no store at the path: a ``read_only=True`` open (or a CLI
+    command that only reads) found no ``data.mdb`` there.  A writable open
+    creates the store instead."""
+
+
+class DestinationExistsError(VecStoreError, FileExistsError):
+    """A destination that must be new or empty (``backup(dest)``) already
+    holds files.  Nothing was written."""
+
+
+class UnsupportedOperationError(VecStoreError, NotImplementedError):
+    """The call asks for something this store does not offer (e.g. a hybrid
+    or sparse query mode through the LlamaIndex adapter)."""
+
+
 class MigrationError(VecStoreError):
     """An import or export could not proceed (unreadable or malformed source,
     changed source file on resume, ...)."""
@@ -98,6 +114,7 @@ class MigrationError(VecStoreError):
 __all__ = [
     "ConfigMismatchError",
     "CorruptionError",
+    "DestinationExistsError",
     "DimensionMismatchError",
     "FilterError",
     "InvalidArgumentError",
@@ -111,7 +128,9 @@ __all__ = [
     "StorageFullError",
     "StoreClosedError",
     "StoreLockedError",
+    "StoreNotFoundError",
     "UnsupportedEventLoopError",
+    "UnsupportedOperationError",
     "VecStoreError",
     "VersionNotRetainedError",
 ]

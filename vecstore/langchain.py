@@ -47,7 +47,15 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 
-from . import Config, Distance, PartitionView, Result, VecStore
+from . import (
+    Config,
+    Distance,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    PartitionView,
+    Result,
+    VecStore,
+)
 from ._filter.core import parse_filter
 
 __all__ = ["DEFAULT_TEXT_KEY", "VecStoreVectorStore"]
@@ -63,8 +71,9 @@ async def _in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def _no_extra(method: str, kwargs: dict[str, Any]) -> None:
     if kwargs:
         names = ", ".join(sorted(kwargs))
-        raise TypeError(f"VecStoreVectorStore.{method}() got unexpected keyword argument(s) "
-                        f"{names}; metadata conditions go in filter=")
+        raise InvalidArgumentTypeError(
+            f"VecStoreVectorStore.{method}() got unexpected keyword argument(s) "
+            f"{names}; metadata conditions go in filter=")
 
 
 def _both_ids_and(ids: list[Any], flt: Any) -> Any:
@@ -95,16 +104,19 @@ class VecStoreVectorStore(VectorStore):
                  config: Config | None = None,
                  relevance_score_fn: Callable[[float], float] | None = None) -> None:
         if isinstance(store, PartitionView):
-            raise TypeError("pass the store and partition=name, not a partition view")
+            raise InvalidArgumentTypeError(
+                "pass the store and partition=name, not a partition view")
         if isinstance(store, VecStore):
             if config is not None:
-                raise TypeError("config= applies when opening a path, not to an open store")
+                raise InvalidArgumentTypeError(
+                    "config= applies when opening a path, not to an open store")
             self._store, self._owns = store, False
         elif isinstance(store, (str, os.PathLike)):
             self._store, self._owns = VecStore.open(store, config), True
         else:
-            raise TypeError(f"store must be a path or an open VecStore, not "
-                            f"{type(store).__name__} (the a* methods give async access)")
+            raise InvalidArgumentTypeError(
+                f"store must be a path or an open VecStore, not "
+                f"{type(store).__name__} (the a* methods give async access)")
         self._embedding = embedding
         self._view: VecStore | PartitionView = (
             self._store if partition is None else self._store.partition(partition))
@@ -155,20 +167,20 @@ class VecStoreVectorStore(VectorStore):
         texts = list(texts)
         n = len(texts)
         if metadatas is not None and len(metadatas) != n:
-            raise ValueError(f"got {len(metadatas)} metadatas for {n} texts")
+            raise InvalidArgumentError(f"got {len(metadatas)} metadatas for {n} texts")
         if ids is not None and len(ids) != n:
-            raise ValueError(f"got {len(ids)} ids for {n} texts")
+            raise InvalidArgumentError(f"got {len(ids)} ids for {n} texts")
         out_ids = [str(i) if i is not None and i != "" else str(uuid.uuid4())
                    for i in (ids if ids is not None else [None] * n)]
         metas = []
         for i, text in enumerate(texts):
             meta = dict(metadatas[i]) if metadatas is not None and metadatas[i] else {}
             if self.text_key in meta:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"document {out_ids[i]!r} has a metadata key {self.text_key!r}, where this "
                     f"vector store keeps the page content; pass text_key='...' to use another")
             if not isinstance(text, str):
-                raise TypeError(f"texts must be str, got {type(text).__name__}")
+                raise InvalidArgumentTypeError(f"texts must be str, got {type(text).__name__}")
             meta[self.text_key] = text
             metas.append(meta)
         return texts, out_ids, metas
@@ -350,8 +362,9 @@ class VecStoreVectorStore(VectorStore):
     def _for_from(cls, embedding: Embeddings, kwargs: dict[str, Any]) -> VecStoreVectorStore:
         store, path = kwargs.pop("store", None), kwargs.pop("path", None)
         if (store is None) == (path is None):
-            raise TypeError("from_texts/from_documents need store= (an open VecStore or a "
-                            "path) or path=, one of them")
+            raise InvalidArgumentTypeError(
+                "from_texts/from_documents need store= (an open VecStore or a "
+                "path) or path=, one of them")
         opts = {k: kwargs.pop(k) for k in ("partition", "text_key", "config",
                                            "relevance_score_fn") if k in kwargs}
         return cls(store if store is not None else path, embedding, **opts)

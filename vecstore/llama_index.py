@@ -60,7 +60,18 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from . import Config, Distance, FilterError, PartitionView, Record, Result, VecStore
+from . import (
+    Config,
+    Distance,
+    FilterError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    PartitionView,
+    Record,
+    Result,
+    UnsupportedOperationError,
+    VecStore,
+)
 from ._filter.core import Filter, parse_filter
 
 __all__ = ["DEFAULT_TEXT_KEY", "VecStoreVectorStore", "to_vecstore_filter"]
@@ -169,16 +180,19 @@ class VecStoreVectorStore(BasePydanticVectorStore):
                  partition: str | None = None, text_key: str | None = None,
                  config: Config | None = None, **kwargs: Any) -> None:
         if isinstance(store, PartitionView):
-            raise TypeError("pass the store and partition=name, not a partition view")
+            raise InvalidArgumentTypeError(
+                "pass the store and partition=name, not a partition view")
         if isinstance(store, VecStore):
             if config is not None:
-                raise TypeError("config= applies when opening a path, not to an open store")
+                raise InvalidArgumentTypeError(
+                    "config= applies when opening a path, not to an open store")
             vstore, owns = store, False
         elif isinstance(store, (str, os.PathLike)):
             vstore, owns = VecStore.open(store, config), True
         else:
-            raise TypeError(f"store must be a path or an open VecStore, not "
-                            f"{type(store).__name__}")
+            raise InvalidArgumentTypeError(
+                f"store must be a path or an open VecStore, not "
+                f"{type(store).__name__}")
         try:
             eng_cfg = getattr(vstore._engine, "config", None)
             key = text_key or getattr(eng_cfg, "text_field", None) or DEFAULT_TEXT_KEY
@@ -211,7 +225,7 @@ class VecStoreVectorStore(BasePydanticVectorStore):
     def _record(self, node: BaseNode) -> tuple[str, list[float], dict[str, Any]]:
         emb = node.get_embedding()  # raises if the node was not embedded
         if self.text_key in (node.metadata or {}):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"node {node.node_id!r} has a metadata key {self.text_key!r}, where this "
                 f"vector store keeps the node text; pass text_key='...' to use another")
         meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=self.flat_metadata)
@@ -307,15 +321,17 @@ class VecStoreVectorStore(BasePydanticVectorStore):
         pass ``query.filters``, ``doc_ids``, ``node_ids`` and ``filter=``."""
         mode = VectorStoreQueryMode(query.mode)
         if mode in _HYBRID_MODES:
-            raise NotImplementedError(
+            raise UnsupportedOperationError(
                 f"query mode {mode.value!r} needs keyword (BM25) search, which vecstore "
                 f"does not have yet (issue #13, hybrid search); use the default or mmr mode")
         if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
-            raise NotImplementedError(f"query mode {mode.value!r} is not supported by "
-                                      f"VecStoreVectorStore; use the default or mmr mode")
+            raise UnsupportedOperationError(
+                f"query mode {mode.value!r} is not supported by "
+                f"VecStoreVectorStore; use the default or mmr mode")
         if query.query_embedding is None:
-            raise ValueError("VecStoreVectorStore needs query.query_embedding (an embedding "
-                             "model on the index or retriever)")
+            raise InvalidArgumentError(
+                "VecStoreVectorStore needs query.query_embedding (an embedding "
+                "model on the index or retriever)")
         flt = _all_of(to_vecstore_filter(query.filters),
                       {"ref_doc_id": {"$in": list(query.doc_ids)}} if query.doc_ids else None,
                       {"$hasid": list(query.node_ids)} if query.node_ids else None,

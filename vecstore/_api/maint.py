@@ -10,9 +10,10 @@ import cbor2
 import lmdb
 
 from .._engine.engine import Engine
-from .._storage.files import fsync_path
-from .._query.snapshot import DEFAULT
 from .._engine.state import State
+from .._errors import DestinationExistsError
+from .._query.snapshot import DEFAULT
+from .._storage.files import fsync_path
 from .._types import Stats
 
 
@@ -51,7 +52,7 @@ def backup_store(engine: Engine, dest: str) -> None:
     (``env.copy``); the segment files its manifest names are immutable and
     held against deletion until they are copied."""
     if os.path.exists(dest) and os.listdir(dest):
-        raise FileExistsError(f"backup destination {dest!r} exists and is not empty")
+        raise DestinationExistsError(f"backup destination {dest!r} exists and is not empty")
     os.makedirs(os.path.join(dest, "segments"), exist_ok=True)
     with engine.hold_files():
         engine.storage.env.copy(dest)

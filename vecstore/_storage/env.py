@@ -46,6 +46,7 @@ from .._errors import (
     StorageFullError,
     StoreClosedError,
     StoreLockedError,
+    StoreNotFoundError,
 )
 from .vacuum import hold_presence, maybe_vacuum, release_presence, share_presence
 
@@ -157,7 +158,7 @@ class Storage:
         self._presence_fd: int | None = None
         if read_only:
             if not os.path.exists(os.path.join(self.path, "data.mdb")):
-                raise FileNotFoundError(f"no vecstore at {self.path!r}")
+                raise StoreNotFoundError(f"no vecstore at {self.path!r}")
             self._presence_fd = hold_presence(self.path, exclusive=False)[0]
         else:
             os.makedirs(os.path.join(self.path, "segments"), exist_ok=True)
@@ -222,7 +223,7 @@ class Storage:
         return self.dbs[name]
 
     @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
+    def read(self) -> Iterator[lmdb.Transaction[bytes]]:
         """A read transaction, held under the shared side of the gate."""
         with self.gate.shared():
             try:

@@ -22,6 +22,7 @@ from typing import Any
 
 from .._analysis import duplicates as _dups
 from .._analysis import source as _source
+from .._errors import StoreNotFoundError
 from .progress import EXIT_ERROR, EXIT_OK, PhaseBar, emit
 
 
@@ -73,7 +74,7 @@ def _open(args: argparse.Namespace) -> Any:
     from .._api.sync import VecStore
 
     if not os.path.isfile(os.path.join(args.store, "data.mdb")):
-        raise FileNotFoundError(f"no vecstore at {os.path.abspath(args.store)!r}")
+        raise StoreNotFoundError(f"no vecstore at {os.path.abspath(args.store)!r}")
     return VecStore.open(args.store, read_only=not args.write_back)
 
 

@@ -35,11 +35,11 @@ import numpy as np
 
 from wal import WriteAheadLog
 
-from .._errors import CorruptionError
-from .._storage.files import file_crc
-from .._storage.records import decode_row, row_pid
+from .._errors import CorruptionError, StoreNotFoundError
 from .._storage.env import Storage
+from .._storage.files import file_crc
 from .._storage.keys import k64, split_block_key, split_hist_key, u64
+from .._storage.records import decode_row, row_pid
 from .._storage.vectors import VectorTable, decode_block
 from .check_text import check_text
 
@@ -66,10 +66,10 @@ class _Report:
 
 
 def check_store(path: str) -> dict[str, Any]:
-    """Check the store at ``path``; FileNotFoundError if there is none."""
+    """Check the store at ``path``; StoreNotFoundError if there is none."""
     path = os.path.abspath(path)
     if not os.path.isfile(os.path.join(path, "data.mdb")):
-        raise FileNotFoundError(f"no vecstore at {path!r}")
+        raise StoreNotFoundError(f"no vecstore at {path!r}")
     rep = _Report(path)
     try:
         storage = Storage(path, read_only=True, sync=False)
@@ -87,7 +87,7 @@ def check_store(path: str) -> dict[str, Any]:
     return rep.to_dict()
 
 
-def _check(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, rep: _Report) -> None:
+def _check(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction[bytes], rep: _Report) -> None:
     cfg = st.get_meta(txn, "config") or {}
     dim = cfg.get("dim")
     version = st.get_meta(txn, "version", 0)
@@ -121,7 +121,7 @@ def _check(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, rep: _Report)
     rep.checked["version"] = version
 
 
-def _check_wal(wal: WriteAheadLog, txn: lmdb.Transaction, rep: _Report,
+def _check_wal(wal: WriteAheadLog, txn: lmdb.Transaction[bytes], rep: _Report,
                parts: dict[int, str]) -> dict[int, list[tuple[int, int]]]:
     """Verify every entry; return the row ranges the intact ones add, by pid."""
     bad = {e.seq for e in wal.verify(txn=txn)}
@@ -150,7 +150,7 @@ def _check_wal(wal: WriteAheadLog, txn: lmdb.Transaction, rep: _Report,
     return tail
 
 
-def _check_segments(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[int, str],
+def _check_segments(st: Storage, txn: lmdb.Transaction[bytes], rep: _Report, parts: dict[int, str],
                     dim: int | None) -> tuple[dict[int, np.ndarray], dict[int, int]]:
     sealed: dict[int, list[np.ndarray]] = defaultdict(list)
     upto: dict[int, int] = {}
@@ -210,7 +210,7 @@ def _check_segments(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dic
     return {pid: np.unique(np.concatenate(a)) for pid, a in sealed.items()}, upto
 
 
-def _check_blocks(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[int, str],
+def _check_blocks(st: Storage, txn: lmdb.Transaction[bytes], rep: _Report, parts: dict[int, str],
                   dim: int | None) -> None:
     """Vector blocks: readable, keyed by their last row, rows ascending, the
     blocks of a partition disjoint, every row recorded in that partition
@@ -252,7 +252,7 @@ def _still_listed(st: Storage, key: bytes) -> bool:
         return txn.get(key, db=st.db("segs")) is not None
 
 
-def _died(st: Storage, txn: lmdb.Transaction) -> dict[int, int]:
+def _died(st: Storage, txn: lmdb.Transaction[bytes]) -> dict[int, int]:
     db = st.db("died")
     if db is None:
         return {}
@@ -263,7 +263,7 @@ def _in_ranges(r: int, ranges: list[tuple[int, int]]) -> bool:
     return any(lo <= r < hi for lo, hi in ranges)
 
 
-def _check_rows(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[int, str],
+def _check_rows(st: Storage, txn: lmdb.Transaction[bytes], rep: _Report, parts: dict[int, str],
                 dim: int | None, sealed: dict[int, np.ndarray], upto: dict[int, int],
                 tail: dict[int, list[tuple[int, int]]], died: dict[int, int]
                 ) -> dict[int, tuple[int, str]]:
@@ -314,7 +314,7 @@ def _check_rows(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[in
     return live
 
 
-def _check_hist(st: Storage, txn: lmdb.Transaction, rep: _Report, parts: dict[int, str],
+def _check_hist(st: Storage, txn: lmdb.Transaction[bytes], rep: _Report, parts: dict[int, str],
                 live_rows: dict[int, tuple[int, str]], version: int) -> None:
     db = st.db("hist")
     if db is None:

@@ -84,7 +84,7 @@ def _imports(store: Any) -> list[dict[str, Any]]:
     from ..migration import PROGRESS_PREFIX
 
     st = store._engine_checked().storage
-    out = []
+    out: list[dict[str, Any]] = []
     if st.db("meta") is None:
         return out
     with st.read() as txn:
@@ -125,8 +125,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .._errors import VecStoreError
     from .._api.sync import VecStore
+    from .._errors import VecStoreError
     from .._types import Query
 
     flt: Any = args.filter
@@ -180,9 +180,10 @@ def _versions(args: argparse.Namespace) -> int:
 
 def _rollback(args: argparse.Namespace) -> int:
     from .._api.sync import VecStore
+    from .._errors import StoreNotFoundError
 
     if not os.path.isfile(os.path.join(args.store, "data.mdb")):
-        raise FileNotFoundError(f"no vecstore at {os.path.abspath(args.store)!r}")
+        raise StoreNotFoundError(f"no vecstore at {os.path.abspath(args.store)!r}")
     with VecStore.open(args.store) as store:
         view = store.partition(args.partition) if args.partition else store
         new = view.rollback(args.version, message=args.message)

@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from .._errors import StoreNotFoundError
 from .progress import EXIT_INTERRUPTED, EXIT_OK, PhaseBar, emit
 
 
@@ -21,7 +22,7 @@ def _open(args: argparse.Namespace) -> Any:
     from .._api.sync import VecStore
 
     if not os.path.isfile(os.path.join(args.store, "data.mdb")):
-        raise FileNotFoundError(f"no vecstore at {os.path.abspath(args.store)!r}")
+        raise StoreNotFoundError(f"no vecstore at {os.path.abspath(args.store)!r}")
     return VecStore.open(args.store)
 
 

@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import InvalidArgumentError, InvalidArgumentTypeError
 from .._validate import check_partition
 
 #: ``MigrationStats.failures`` keeps at most this many entries in memory; the
@@ -72,31 +73,35 @@ class MigrationConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise TypeError(f"batch_size must be an int, got {self.batch_size!r}")
+            raise InvalidArgumentTypeError(f"batch_size must be an int, got {self.batch_size!r}")
         if not 1 <= self.batch_size <= 1_000_000:
-            raise ValueError(f"batch_size must be in 1..1000000, got {self.batch_size}")
+            raise InvalidArgumentError(f"batch_size must be in 1..1000000, got {self.batch_size}")
         if not isinstance(self.validate, bool):
-            raise TypeError(f"validate must be a bool, got {self.validate!r}")
+            raise InvalidArgumentTypeError(f"validate must be a bool, got {self.validate!r}")
         if self.parallel_parse is not None and not isinstance(self.parallel_parse, bool):
-            raise TypeError(f"parallel_parse must be a bool or None, got {self.parallel_parse!r}")
+            raise InvalidArgumentTypeError(
+                f"parallel_parse must be a bool or None, got {self.parallel_parse!r}")
         for name in ("restart", "index"):
             if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+                raise InvalidArgumentTypeError(
+                    f"{name} must be a bool, got {getattr(self, name)!r}")
         rf = self.resume_from
         if rf is not None:
             if isinstance(rf, bool) or not isinstance(rf, int):
-                raise TypeError(f"resume_from must be an int or None, got {rf!r}")
+                raise InvalidArgumentTypeError(f"resume_from must be an int or None, got {rf!r}")
             if rf < 0:
-                raise ValueError(f"resume_from must be >= 0, got {rf}")
+                raise InvalidArgumentError(f"resume_from must be >= 0, got {rf}")
         if self.partition is not None:
             check_partition(self.partition)
         for name in ("id_prefix",):
             if not isinstance(getattr(self, name), str):
-                raise TypeError(f"{name} must be a str, got {getattr(self, name)!r}")
+                raise InvalidArgumentTypeError(
+                    f"{name} must be a str, got {getattr(self, name)!r}")
         for name in ("text_field", "vector_name", "message"):
             val = getattr(self, name)
             if val is not None and (not isinstance(val, str) or not val):
-                raise TypeError(f"{name} must be a non-empty str or None, got {val!r}")
+                raise InvalidArgumentTypeError(
+                    f"{name} must be a non-empty str or None, got {val!r}")
         if self.reject_file is not None:
             object.__setattr__(self, "reject_file", os.fspath(self.reject_file))
 

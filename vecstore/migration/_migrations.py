@@ -7,7 +7,7 @@ import copy
 import os
 from typing import Any, ClassVar, Self
 
-from .._errors import MigrationError
+from .._errors import InvalidArgumentError, InvalidArgumentTypeError, MigrationError
 from ._config import MigrationConfig, MigrationStats
 from ._delta import export_changes
 from ._export import export_snapshot
@@ -26,19 +26,21 @@ def _target(store: Any, cfg: MigrationConfig, want_async: bool) -> tuple[Any, st
     sync_types = (VecStore, PartitionView)
     async_types = (AsyncVecStore, AsyncPartitionView)
     if want_async and isinstance(store, sync_types):
-        raise TypeError("import_from_file_async needs an AsyncVecStore (or a partition of "
-                        "one); use import_from_file for a VecStore")
+        raise InvalidArgumentTypeError("import_from_file_async needs an AsyncVecStore (or a "
+                                       "partition of one); use import_from_file for a VecStore")
     if not want_async and isinstance(store, async_types):
-        raise TypeError("this is an AsyncVecStore: use `await m.import_from_file_async(path, "
-                        "store)`")
+        raise InvalidArgumentTypeError("this is an AsyncVecStore: use "
+                                       "`await m.import_from_file_async(path, store)`")
     if not isinstance(store, sync_types + async_types):
-        raise TypeError(f"expected a vecstore store or partition view, got {type(store).__name__}")
+        raise InvalidArgumentTypeError(
+            f"expected a vecstore store or partition view, got {type(store).__name__}")
     own = store._pname
     root = store._store
     if cfg.partition is not None and cfg.partition != own:
         if root is not store:
-            raise ValueError(f"MigrationConfig(partition={cfg.partition!r}) conflicts with the "
-                             f"partition view {own!r} the import was given")
+            raise InvalidArgumentError(
+                f"MigrationConfig(partition={cfg.partition!r}) conflicts with the "
+                f"partition view {own!r} the import was given")
         own = cfg.partition
     return root, own
 
@@ -56,7 +58,8 @@ class Migration:
 
     def __init__(self, config: MigrationConfig | None = None, **options: Any) -> None:
         if config is not None and not isinstance(config, MigrationConfig):
-            raise TypeError(f"config must be a MigrationConfig, got {type(config).__name__}")
+            raise InvalidArgumentTypeError(
+                f"config must be a MigrationConfig, got {type(config).__name__}")
         cfg = config or MigrationConfig()
         self.config = cfg.replace(**options) if options else cfg
         self._progress: Progress | None = None
@@ -79,7 +82,7 @@ class Migration:
         nothing needed indexing.  Either callback may raise to stop."""
         for cb in (callback, indexing):
             if cb is not None and not callable(cb):
-                raise TypeError("the progress callback must be callable")
+                raise InvalidArgumentTypeError("the progress callback must be callable")
         other = copy.copy(self)
         other._progress = callback
         other._index_progress = indexing
@@ -156,8 +159,9 @@ class Migration:
         from .._api.aio import AsyncPartitionView, AsyncVecStore
 
         if not isinstance(store, (AsyncVecStore, AsyncPartitionView)):
-            raise TypeError("export_to_file_async needs an AsyncVecStore (or a partition view "
-                            "of one); use export_to_file for a VecStore")
+            raise InvalidArgumentTypeError("export_to_file_async needs an AsyncVecStore (or a "
+                                           "partition view of one); use export_to_file for a "
+                                           "VecStore")
         view = self._view(store)
         snap = (await view.snapshot(version)).sync
         text_field = self._text_field(view)
@@ -169,12 +173,11 @@ class Migration:
         if part is not None and store._store is store:
             return store.partition(part)
         if part is not None and part != store._pname:
-            raise ValueError(f"MigrationConfig(partition={part!r}) conflicts with the "
-                             f"partition view {store._pname!r}")
+            raise InvalidArgumentError(f"MigrationConfig(partition={part!r}) conflicts with the "
+                                       f"partition view {store._pname!r}")
         return store
 
     def _text_field(self, view: Any) -> str:
-        from .._api.aio import AsyncVecStore
 
         root = view._store
         eng = root._engine_checked()
@@ -184,8 +187,9 @@ class Migration:
         from .._api.sync import PartitionView, VecStore
 
         if not isinstance(store, (VecStore, PartitionView)):
-            raise TypeError("export_to_file needs a VecStore (or a partition view of one); "
-                            "use export_to_file_async for an AsyncVecStore")
+            raise InvalidArgumentTypeError("export_to_file needs a VecStore (or a partition view "
+                                           "of one); use export_to_file_async for an "
+                                           "AsyncVecStore")
         view = self._view(store)
         return view.snapshot(version), self._text_field(view)
 
