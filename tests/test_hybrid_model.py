@@ -42,15 +42,15 @@ def terms(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", text.lower())
 
 
-def bm25(model: dict[str, Rec], query: str, k1: float = 1.2, b: float = 0.75
-         ) -> dict[str, float]:
-    docs = {rid: terms(t) for rid, (t, _s) in model.items() if isinstance(t, str)}
+def bm25(model: dict[str, Rec], query: str, k1: float = 1.2, b: float = 0.75,
+         tok=terms) -> dict[str, float]:
+    docs = {rid: tok(t) for rid, (t, _s) in model.items() if isinstance(t, str)}
     n = len(docs)
     if not n:
         return {}
     avgdl = sum(len(d) for d in docs.values()) / n
     out: dict[str, float] = {}
-    for term in dict.fromkeys(terms(query)):
+    for term in dict.fromkeys(tok(query)):
         df = sum(1 for d in docs.values() if term in d)
         if not df:
             continue

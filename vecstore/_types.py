@@ -314,7 +314,7 @@ class TextIndex:
             object.__setattr__(self, "stopwords", tuple(self.stopwords))
 
 
-FUSIONS = ("rrf", "weighted")
+FUSIONS = ("weighted", "dbsf", "rrf")
 
 
 @dataclass(frozen=True, init=False)
@@ -324,10 +324,12 @@ class HybridQuery:
     sparse); ``text`` searches the text index on ``text_field`` (default: the
     store's ``Config.text_field``, else its only text index); ``sparse`` is a
     ``{index: weight}`` query scored by dot product with the records'
-    sparse vectors.  ``alpha`` weighs the vector side (1.0 = vector only);
-    ``fusion``: ``"weighted"`` (min-max normalised scores, convex
-    combination; the default) or ``"rrf"`` (reciprocal rank fusion, k=60).
-    ``filter`` applies to both sides."""
+    sparse vectors.  Every candidate either side finds is scored on both
+    sides, then ``fusion`` normalises each side over the candidates and
+    combines them, ``alpha`` weighing the vector side (1.0 = vector only):
+    ``"weighted"`` (min-max, the default: measured best overall, see
+    docs/hybrid.md), ``"dbsf"`` (mean and 3 standard deviations) or
+    ``"rrf"`` (reciprocal ranks, k=60).  ``filter`` applies to both sides."""
 
     vector: Any
     text: str | None = None

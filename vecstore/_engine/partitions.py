@@ -137,8 +137,8 @@ class Partitions:
         with st.read() as txn:
             new = load_defs(st, txn, self.indexes)
             gone = set(self.indexes) - set(new)
-            fresh = [p for p, ix in new.items()
-                     if p not in self.indexes or self.indexes[p].fid != ix.fid]
+            fresh = [p for p, ix in new.items()  # (a new dictionary: another analyzer)
+                     if p not in self.indexes or self.indexes[p].fd is not ix.fd]
             self.indexes = new
             for pm in self.parts.values():
                 for seg in pm.sealed:

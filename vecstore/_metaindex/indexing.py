@@ -188,8 +188,8 @@ def load_defs(st: Storage, txn: lmdb.Transaction, old: Mapping[Path, IndexDef]
         path = (SPARSE_FIELD,) if d["kind"] == SPARSE else path_of(fieldname)
         prev = old.get(path)
         spec = TextSpec.from_dict(d.get("text") or {}) if d["kind"] == TEXT else None
-        if prev is not None and prev.fid == d["fid"] and prev.kind == d["kind"] and \
-                prev.text == spec:
+        if prev is not None and prev.fid == d["fid"] and prev.text == spec and \
+                (prev.kind in TERM_KINDS) == (d["kind"] in TERM_KINDS):
             fd = prev.fd
         else:
             fd = TermDict() if d["kind"] in TERM_KINDS else FieldDict()

@@ -82,7 +82,7 @@ class TermColumn:
     frozen: bool = True  # a sealed segment's: may build the inverted copy
     _inv: Any = field(default=None, repr=False)
     _stats: dict[int, tuple[int, float]] = field(default_factory=dict, repr=False)
-    _tw: dict[tuple[float, float, float], np.ndarray] = field(default_factory=dict, repr=False)
+    _tw: dict[tuple[float, float, float], Any] = field(default_factory=dict, repr=False)
 
     # -- what the segment machinery asks of a column ------------------------------------
 
@@ -157,18 +157,30 @@ class TermColumn:
         """Like :meth:`postings`, with each weight turned into BM25's term
         part ``tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl))``; a
         sealed segment's column keeps those per ``avgdl`` (one corpus state)."""
-        if not self.frozen or int(self.doff[self.n]) < INVERT_MIN:
+        if not self.inverted:
             pos, qi, tf = self.postings(qterms)
             return pos, qi, _bm25_part(tf, self.dlen[pos], k1, b, avgdl)
+        return self.postings(qterms, self.bm25_weights(k1, b, avgdl)[0])
+
+    @property
+    def inverted(self) -> bool:
+        """Is the term-major copy searched (a sealed column, enough postings)?"""
+        return self.frozen and int(self.doff[self.n]) >= INVERT_MIN
+
+    def bm25_weights(self, k1: float, b: float, avgdl: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """BM25's term part of every posting of the inverted copy, and its
+        maximum per term (kept per ``avgdl``: one corpus state)."""
         key = (k1, b, avgdl)
-        tw = self._tw.get(key)
-        if tw is None:
-            _u, _o, tpos, ttf = self._inverted()
+        got = self._tw.get(key)
+        if got is None:
+            _u, toff, tpos, ttf = self._inverted()
             tw = _bm25_part(ttf, self.dlen[tpos], k1, b, avgdl)
+            tmax = np.maximum.reduceat(tw, toff[:-1]) if tw.size else np.empty(0)
             if len(self._tw) >= 4:
                 self._tw.clear()
-            self._tw[key] = tw
-        return self.postings(qterms, tw)
+            got = self._tw[key] = (tw, tmax)
+        return got  # type: ignore[no-any-return]
 
     def _inverted(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         inv = self._inv

@@ -23,21 +23,23 @@ with that side's own scores.  Results carry ``vector_score`` and
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .._errors import InvalidArgumentError
 from .._filter.core import parse_filter
-from .._metaindex.bm25 import TextHits, merge, search
-from .._metaindex.text import SPARSE, SPARSE_PATH, TEXT
+from .._metaindex.bm25 import TextHits, merge, score_rows, search
+from .._metaindex.text import SPARSE_PATH, TEXT
+from .._segments.segment import exact_distances, merge_hits, prepare, to_scores
 from .._storage.records import Reader
 from .._types import Distance, HybridQuery, Query, Result
 from .._validate import check_partition
-from .plan import QueryPlan
+from .plan import QueryPlan, choose
 
 RRF_K = 60
-DEPTH = 50  # candidates each side contributes to a fusion (at least k)
+DEPTH = 30  # candidates each side contributes to a fusion (at least k): measured
 
 
 def with_args(q: HybridQuery, k: Any, filter: Any, partitions: Any) -> HybridQuery:
@@ -97,14 +99,38 @@ def _names(snap: Any, q: HybridQuery) -> list[str]:
     return [check_partition(p) for p in dict.fromkeys(q.partitions)]
 
 
-def lexical(snap: Any, q: HybridQuery, depth: int, reader: Reader
-            ) -> tuple[np.ndarray, np.ndarray, list[TextHits], str]:
-    """The lexical side's best ``depth`` (scores, rowids), per-partition
-    hits (for explain) and kind ("bm25" or "sparse")."""
+@dataclass
+class Lexical:
+    """The lexical side's result and what scoring more rows the same way needs."""
+
+    scores: np.ndarray
+    rowids: np.ndarray
+    parts: list[tuple[Any, TextHits]]  # (PartState, its hits)
+    kind: str  # "bm25" or "sparse"
+    ix: Any = None
+    qterms: np.ndarray | None = None
+
+    def score(self, rowids: list[int], pids: dict[int, int]) -> list[float]:
+        """These rows' scores as this side scores (0 without a query term)."""
+        out = dict.fromkeys(rowids, 0.0)
+        spec = self.ix.text if self.ix is not None else None
+        k1, b = (spec.k1, spec.b) if spec is not None else (1.2, 0.75)
+        for ps, hits in self.parts:
+            mine = np.asarray([r for r in rowids if pids.get(r) == ps.pid], np.int64)
+            if mine.size and self.qterms is not None:
+                sc = score_rows(ps.segments(), self.ix.path, self.qterms, hits, mine,
+                                self.kind == "sparse", k1, b)
+                out.update(zip(mine.tolist(), sc.tolist()))
+        return [out[r] for r in rowids]
+
+
+def lexical(snap: Any, q: HybridQuery, depth: int, reader: Reader) -> Lexical:
+    """The lexical side's best ``depth`` rows, per-partition hits (for
+    explain and for scoring other rows)."""
     ix = _text_index(snap, q)
     kind = "sparse" if q.sparse is not None else "bm25"
     if ix is None:  # no record has a sparse vector yet
-        return np.empty(0), np.empty(0, np.int64), [], kind
+        return Lexical(np.empty(0), np.empty(0, np.int64), [], kind)
     qterms, qweights = _query_terms(ix, q)
     flt = parse_filter(q.filter)
     version = snap._version
@@ -117,71 +143,141 @@ def lexical(snap: Any, q: HybridQuery, depth: int, reader: Reader
         segs = ps.segments()
         masks = [None] * len(segs) if flt is None else \
             [snap._mask(seg, flt, reader) for seg in segs]
-        parts.append(search(segs, ix.path, qterms, qweights, version, masks, depth,
-                            spec.k1 if spec else 1.2, spec.b if spec else 0.75))
-    scores, rowids = merge(parts, depth)
-    return scores, rowids, parts, kind
+        parts.append((ps, search(segs, ix.path, qterms, qweights, version, masks, depth,
+                                 spec.k1 if spec else 1.2, spec.b if spec else 0.75)))
+    scores, rowids = merge([h for _ps, h in parts], depth)
+    return Lexical(scores, rowids, parts, kind, ix, qterms)
+
+
+@dataclass
+class Vectors:
+    scores: np.ndarray  # higher is better (a Euclidean distance negated)
+    rowids: np.ndarray
+    pids: dict[int, int]  # rowid -> pid of every candidate
+    query: np.ndarray | None = None  # as searched (unit length under cosine)
+
+    def score(self, snap: Any, reader: Reader, rowids: list[int], pids: dict[int, int]
+              ) -> list[float]:
+        """Exact scores of these rows (as the search scores them)."""
+        state = snap._state
+        out: dict[int, float] = {}
+        by_pid: dict[int, list[int]] = {}
+        for r in rowids:
+            by_pid.setdefault(pids[r], []).append(r)
+        for pid, rows in by_pid.items():
+            mat = prepare(reader.vectors(pid, np.asarray(rows, np.int64), state.dim),
+                          state.distance)
+            sc = to_scores(exact_distances(mat, self.query, state.distance).astype(np.float64),
+                           state.distance)
+            if state.distance is Distance.EUCLIDEAN:
+                sc = -sc
+            out.update(zip(rows, sc.tolist()))
+        return [out[r] for r in rowids]
+
+
+def vector_side(snap: Any, q: HybridQuery, depth: int, prep: Any, reader: Reader) -> Vectors:
+    """The vector side's best ``depth`` rows, searched as
+    :meth:`Snapshot.query` searches (``prep``: its query-vector check)."""
+    t0 = time.perf_counter()
+    state = snap._state
+    if state.dim is None:
+        return Vectors(np.empty(0), np.empty(0, np.int64), {})
+    vec = prep(q.vector, state.dim, state.distance)
+    flt = parse_filter(q.filter)
+    ef = max(snap._engine.config.ef_search, depth)
+    hits = []
+    pids: dict[int, int] = {}
+    tally: list[Any] = [0, 0]
+    for name in _names(snap, q):
+        ps = state.parts.get(name)
+        if ps is not None:
+            h = snap._search_part(ps, vec, depth, ef, flt, reader, tally)
+            pids.update(dict.fromkeys(h[1].tolist(), ps.pid))
+            hits.append(h)
+    d, rowids = merge_hits(hits, depth)
+    scores = to_scores(d.astype(np.float64), state.distance)
+    if state.distance is Distance.EUCLIDEAN:
+        scores = -scores
+    snap._engine.metrics.query(
+        choose(tally[0] if flt is not None else tally[1], tally[1], flt is not None,
+               tally[2] if len(tally) > 2 else None, depth, ef), time.perf_counter() - t0)
+    return Vectors(scores, rowids, pids, vec)
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
-    if x.size == 0:
-        return x
     lo, hi = float(x.min()), float(x.max())
     return np.ones_like(x) if hi <= lo else (x - lo) / (hi - lo)
 
 
-def run(snap: Any, q: HybridQuery) -> list[Result]:
-    """The ``q.k`` best records of ``snap`` for ``q`` (see the module doc)."""
-    t0 = time.perf_counter()
+def _dbsf(x: np.ndarray) -> np.ndarray:
+    sd = float(x.std())
+    return np.zeros_like(x) if sd <= 0 else (x - float(x.mean())) / (3.0 * sd)
+
+
+def _rranks(x: np.ndarray) -> np.ndarray:
+    """1 / (60 + rank), rank from 1; tied scores share the better rank."""
+    ranks = np.searchsorted(np.sort(-x), -x, side="left")
+    return 1.0 / (RRF_K + 1.0 + ranks)
+
+
+NORMS = {"weighted": _minmax, "dbsf": _dbsf, "rrf": _rranks}
+
+
+def fuse(fusion: str, alpha: float, v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Fused scores of candidates scored on both sides (``v``, ``t``)."""
+    norm = NORMS[fusion]
+    return alpha * norm(v) + (1.0 - alpha) * norm(t)
+
+
+def run(snap: Any, q: HybridQuery, prep: Any) -> list[Result]:
+    """The ``q.k`` best records of ``snap`` for ``q`` (see the module doc);
+    ``prep``: the snapshot's query-vector check."""
     k = q.k
     has_vec = q.vector is not None
     has_lex = q.text is not None or q.sparse is not None
     depth = max(k, DEPTH) if has_vec and has_lex else k
-    vres: list[Result] = []
-    if has_vec:
-        vres = snap.query(Query(q.vector, depth, q.filter, partitions=_names(snap, q)))
+    sign = -1.0 if snap._state.distance is Distance.EUCLIDEAN else 1.0
     with snap._reader() as txn:
         reader = Reader(snap._engine.storage, txn, zero_copy=True)
-        tscores = np.empty(0)
-        trows = np.empty(0, np.int64)
-        kind = "bm25"
+        vec = vector_side(snap, q, depth, prep, reader) if has_vec else None
+        lex = None
         if has_lex:
-            tscores, trows, _parts, kind = lexical(snap, q, depth, reader)
-            snap._engine.metrics.query(kind, time.perf_counter() - t0)
-        pid_names = {ps.pid: ps.name for ps in snap._state.parts.values()}
-        rows = reader.rows(trows.tolist())
-        text = {(pid_names.get(pid, "?"), rid): (float(s), meta)
-                for s, (pid, rid, meta) in zip(tscores.tolist(), rows)}
-    if not has_vec:
-        return [Result(rid, s, meta, None, part, None, s)
-                for (part, rid), (s, meta) in list(text.items())[:k]]
-    vec = {(r.partition, r.id): r for r in vres}
-    if not has_lex:
-        return [r._replace(vector_score=r.score) for r in vres[:k]]
-    keys = list(dict.fromkeys([*vec, *text]))
-    a = q.alpha
-    if q.fusion == "rrf":
-        vrank = {key: i for i, key in enumerate(vec)}
-        trank = {key: i for i, key in enumerate(text)}
-        fused = [(a / (RRF_K + 1 + vrank[key]) if key in vrank else 0.0) +
-                 ((1 - a) / (RRF_K + 1 + trank[key]) if key in trank else 0.0) for key in keys]
-    else:
-        vs = np.asarray([r.score for r in vec.values()], np.float64)
-        if snap._state.distance is Distance.EUCLIDEAN:
-            vs = -vs  # lower is better
-        vn = dict(zip(vec, _minmax(vs).tolist()))
-        tn = dict(zip(text, _minmax(np.asarray([s for s, _m in text.values()])).tolist()))
-        fused = [a * vn.get(key, 0.0) + (1 - a) * tn.get(key, 0.0) for key in keys]
-    order = sorted(range(len(keys)), key=lambda i: -fused[i])[:k]
-    out = []
-    for i in order:
-        key = keys[i]
-        r = vec.get(key)
-        t = text.get(key)
-        meta = r.metadata if r is not None else t[1]  # type: ignore[index]
-        out.append(Result(key[1], fused[i], meta, None, key[0],
-                          None if r is None else r.score, None if t is None else t[0]))
-    return out
+            t1 = time.perf_counter()
+            lex = lexical(snap, q, depth, reader)
+            snap._engine.metrics.query(lex.kind, time.perf_counter() - t1)
+        if vec is not None and lex is not None:
+            pids = dict(vec.pids)
+            for ps, h in lex.parts:
+                pids.update(dict.fromkeys(h.rowids.tolist(), ps.pid))
+            vmap = dict(zip(vec.rowids.tolist(), vec.scores.tolist()))
+            tmap = dict(zip(lex.rowids.tolist(), lex.scores.tolist()))
+            union = list(dict.fromkeys([*vmap, *tmap]))
+            need_v = [r for r in union if r not in vmap]
+            need_t = [r for r in union if r not in tmap]
+            if need_v:
+                vmap.update(zip(need_v, vec.score(snap, reader, need_v, pids)))
+            if need_t:
+                tmap.update(zip(need_t, lex.score(need_t, pids)))
+            vs = np.asarray([vmap[r] for r in union])
+            ts = np.asarray([tmap[r] for r in union])
+            fused = fuse(q.fusion, q.alpha, vs, ts)
+            top = np.lexsort((np.asarray(union), -fused))[:k].tolist()
+            rowids = [union[i] for i in top]
+            scores = [float(fused[i]) for i in top]
+            vsc: list[float | None] = [sign * float(vs[i]) for i in top]
+            tsc: list[float | None] = [float(ts[i]) for i in top]
+        elif vec is not None:
+            rowids = vec.rowids[:k].tolist()
+            scores = (sign * vec.scores[:k]).tolist()
+            vsc, tsc = list(scores), [None] * len(rowids)
+        else:
+            assert lex is not None
+            rowids, scores = lex.rowids[:k].tolist(), lex.scores[:k].tolist()
+            vsc, tsc = [None] * len(rowids), list(scores)
+        rows = reader.rows(rowids)
+    pid_names = {ps.pid: ps.name for ps in snap._state.parts.values()}
+    return [Result(rid, f, meta, None, pid_names.get(pid, "?"), v, t)
+            for f, v, t, (pid, rid, meta) in zip(scores, vsc, tsc, rows)]
 
 
 def explain(snap: Any, q: HybridQuery) -> QueryPlan:
@@ -200,7 +296,8 @@ def explain(snap: Any, q: HybridQuery) -> QueryPlan:
     if q.text is not None or q.sparse is not None:
         with snap._reader() as txn:
             reader = Reader(snap._engine.storage, txn)
-            _s, _r, parts, kind = lexical(snap, q, max(q.k, DEPTH), reader)
+            lex = lexical(snap, q, max(q.k, DEPTH), reader)
+        parts, kind = [h for _ps, h in lex.parts], lex.kind
         cands = sum(p.candidates for p in parts)
         docs = sum(p.docs for p in parts)
         info: dict[str, Any] = {"strategy": kind, "candidates": cands}

@@ -254,7 +254,7 @@ class Snapshot:
         """The ``k`` nearest records live at this version (a :class:`Query`,
         or a vector and keywords)."""
         if isinstance(query, HybridQuery):  # dense + BM25/sparse, fused: _query/hybrid.py
-            return hybrid.run(self, hybrid.with_args(query, k, filter, partitions))
+            return hybrid.run(self, hybrid.with_args(query, k, filter, partitions), query_vector)
         t0 = time.perf_counter()
         if isinstance(query, Query) or k is not None and not isinstance(k, int) or \
                 ef is not None or partitions is not None:

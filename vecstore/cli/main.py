@@ -35,6 +35,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from .hybrid import add_text_args
 from .progress import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -125,6 +126,8 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from .hybrid import hybrid_line, hybrid_query, hybrid_scores
+
     from .._api.sync import VecStore
     from .._errors import VecStoreError
     from .._types import Query
@@ -135,26 +138,33 @@ def _query(args: argparse.Namespace) -> int:
             flt = json.loads(flt)
         except ValueError as exc:
             raise VecStoreError(f"--filter looks like JSON but is not: {exc}") from None
+    if args.vector is None and args.id is None and args.text is None:
+        msg = "query needs --vector, --id or --text"
+        return _fail(args, EXIT_USAGE, VecStoreError(msg), msg)
     with VecStore.open(args.store, read_only=True) as store:
         if args.vector is not None:
             try:
                 vec = json.loads(args.vector)
             except ValueError as exc:
                 raise VecStoreError(f"--vector must be a JSON list of numbers: {exc}") from None
+        elif args.id is None:
+            vec = None  # --text alone: pure BM25
         else:
             view = store.partition(args.partition[0]) if args.partition else store
             rec = view.get(args.id)
             if rec is None:
                 raise VecStoreError(f"no record with id {args.id!r}")
             vec = rec.vector
-        q = Query(vec, k=args.k, filter=flt, ef=args.ef, include_vectors=args.include_vectors,
-                  partitions=args.partition)
+        q: Any = Query(vec, k=args.k, filter=flt, ef=args.ef,
+                       include_vectors=args.include_vectors, partitions=args.partition) \
+            if args.text is None else hybrid_query(args, vec, flt)
         results = store.query(q)
     doc = {"results": [{"id": r.id, "score": r.score, "metadata": r.metadata,
                         "partition": r.partition,
-                        **({"vector": r.vector.tolist()} if r.vector is not None else {})}
+                        **({"vector": r.vector.tolist()} if r.vector is not None else {}),
+                        **hybrid_scores(r)}
                        for r in results]}
-    lines = [f"{i + 1:>3}. {r.id}  score={r.score:.6f}  [{r.partition}]  "
+    lines = [f"{i + 1:>3}. {r.id}  score={r.score:.6f}{hybrid_line(r)}  [{r.partition}]  "
              f"{json.dumps(r.metadata, default=_json_default)}" for i, r in enumerate(results)]
     _emit(args, doc, lines or ["(no results)"])
     return EXIT_OK
@@ -257,11 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("stats", _stats, "summary of a store")
     p.add_argument("store")
 
-    p = cmd("query", _query, "k-nearest-neighbour query")
+    p = cmd("query", _query, "k-nearest-neighbour query (BM25 or hybrid with --text)")
     p.add_argument("store")
-    g = p.add_mutually_exclusive_group(required=True)
+    g = p.add_mutually_exclusive_group()
     g.add_argument("--vector", help="query vector as a JSON list")
     g.add_argument("--id", help="use this record's vector as the query")
+    add_text_args(p)
     p.add_argument("-k", type=_positive, default=10)
     p.add_argument("--filter", help="filter expression, or a JSON object (dict form)")
     p.add_argument("--partition", action="append", help="partition(s) to search (repeatable)")
