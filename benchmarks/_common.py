@@ -141,7 +141,8 @@ def dataset_parser(doc: str | None, base_help: str, queries_help: str) -> argpar
     """A parser described by ``doc``'s first paragraph, with the arguments
     every dataset script starts with: --data, --base, --queries."""
     ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
-    ap.add_argument("--data", required=True, help="dataset directory (vectors.npy, records.jsonl.gz)")
+    ap.add_argument("--data", required=True,
+                    help="dataset directory (vectors.npy, records.jsonl.gz)")
     ap.add_argument("--base", type=int, default=None, help=base_help)
     ap.add_argument("--queries", type=int, default=None, help=queries_help)
     return ap

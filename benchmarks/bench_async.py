@@ -26,9 +26,8 @@ import numpy as np
 import trio
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import Target, load_data, log, log_machine, machine_info, print_summary  # noqa: E402
-
-from vecstore import AsyncVecStore, Config, VecStore  # noqa: E402
+from _common import Target, load_data, log_machine, machine_info, print_summary
+from vecstore import AsyncVecStore, Config, VecStore
 
 RUNNERS: dict[str, Callable[[Callable[[], Awaitable[Any]]], Any]] = {
     "asyncio": lambda fn: asyncio.run(fn()),

@@ -43,6 +43,7 @@ import cbor2
 import hnswlib
 import numpy as np
 import trio
+
 from _common import (
     Data,
     Target,
@@ -60,7 +61,6 @@ from _common import (
     timed,
     write_json,
 )
-
 from vecstore import AsyncVecStore, Config, VecStore
 
 K = 10

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from _common import (
     Data,
     PathCounter,
@@ -68,7 +69,6 @@ from _common import (
     timed,
     write_json,
 )
-
 from vecstore import Config, Query, VecStore
 
 K = 10
@@ -232,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = dataset_parser(__doc__, "base vectors (default 50000)",
                         "queries per filter (default 200)")
     ap.add_argument("--rounds", type=int, default=None, help="timed rounds (default 3)")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 5,000 base / 50 queries / 1 round")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: 5,000 base / 50 queries / 1 round")
     ap.add_argument("--blas-threads", default="1",
                     help="BLAS threads for numpy (default 1; read before numpy loads, an "
                          "OPENBLAS_NUM_THREADS already in the environment wins)")

@@ -48,16 +48,17 @@ from typing import Any
 import cbor2
 import lmdb
 import numpy as np
+
 from _common import log, print_rows, raw_lmdb_puts, timed
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vecstore import Config, VecStore  # noqa: E402
-from vecstore.migration import (  # noqa: E402
+from vecstore import Config, VecStore
+from vecstore.migration import (
     MigrationConfig,
     QdrantMigration,
     open_reader,
-    write_export,  # noqa: E402
+    write_export,
 )
 
 DIM = 384

@@ -28,7 +28,8 @@ Three targets, each a ratio against a baseline measured in the same run:
    still see (the latest state plus the superseded rows retention keeps),
    before and after ``compact()``.  After ``set_retention(versions=10)`` +
    ``compact()`` the bytes in use and the file size are reported, and again
-   after a reopen, which rewrites ``data.mdb`` compactly (no target).  LMDB page use and segment files are broken down, and
+   after a reopen, which rewrites ``data.mdb`` compactly (no target).  LMDB
+   page use and segment files are broken down, and
    latest-version query cost is compared (reported, no target) with raw
    hnswlib over just the live rows, with 100 and with 10 versions retained.
 
@@ -52,6 +53,7 @@ from typing import Any
 
 import cbor2
 import numpy as np
+
 from _common import (
     Data,
     PathCounter,
@@ -72,7 +74,6 @@ from _common import (
     unit_rows,
     write_json,
 )
-
 from vecstore import Config, VecStore
 
 K = 10
@@ -126,7 +127,7 @@ def disk_breakdown(store: VecStore) -> dict[str, Any]:
     out["data.mdb"] = os.path.getsize(os.path.join(path, "data.mdb"))
     out["segments"] = dir_bytes(os.path.join(path, "segments"))[0]
     try:
-        eng = store._engine  # noqa: SLF001 - diagnostic only
+        eng = store._engine  # diagnostic only
         st = eng.storage  # type: ignore[union-attr]
         env = st.env
         info, est = env.info(), env.stat()
@@ -232,8 +233,8 @@ def part_old_queries(args: Any, data: Data, path: str, pristine: VecStore, n_q: 
             truth_new = exact_topk(cur, new_rows, data.queries, K)
 
             def runner(snap: Any, f: str | None = f) -> Callable[[np.ndarray], np.ndarray]:
-                def run(q: np.ndarray) -> np.ndarray:
-                    res = snap.query(q, k=K, filter=f)
+                def run(vec: np.ndarray) -> np.ndarray:
+                    res = snap.query(vec, k=K, filter=f)
                     return np.fromiter((pos_of[r.id] for r in res), np.int64, len(res))
                 return run
 
@@ -385,7 +386,7 @@ def part_disk(args: Any, data: Data, path: str, targets: list[Target],
         t_write = time.perf_counter() - t0
         store.set_retention(versions=n_versions)
         t_opt = timed(store.optimize)
-        b_arr, d_arr, s_arr = np.array(born), np.array(died), np.array(nbytes)
+        d_arr, s_arr = np.array(died), np.array(nbytes)
         live_bytes = int(s_arr[d_arr == inf].sum())
 
         def ideal(floor: int) -> tuple[int, int, int]:
@@ -394,7 +395,8 @@ def part_disk(args: Any, data: Data, path: str, targets: list[Target],
 
         log(f"[disk] {n} records x {dim}-d, {n_versions} versions x {n_change} replaced, written "
             f"in {t_write:.1f}s; optimize {t_opt:.1f}s; {len(born)} row versions written "
-            f"({s_arr.sum() / 1e6:.1f} MB of vector+metadata), latest state {live_bytes / 1e6:.1f} MB")
+            f"({s_arr.sum() / 1e6:.1f} MB of vector+metadata), latest state "
+            f"{live_bytes / 1e6:.1f} MB")
         rows = []
         n_probe = min(len(data.queries), 200)
 

@@ -55,7 +55,7 @@ def _run_check(path: str) -> tuple[int, str, str]:
             code = cli.main(["check", "--json", str(path)])
         except SystemExit as exc:  # argparse
             code = exc.code if isinstance(exc.code, int) else 2
-        except Exception:  # noqa: BLE001 - a crash of the check is reported as such
+        except Exception:  # a crash of the check is reported as such
             import traceback
 
             traceback.print_exc(file=err)
@@ -124,8 +124,8 @@ def check_store(store: Any, *, files: bool = True) -> list[str]:
 
 
 def _check(store: Any, files: bool) -> list[str]:
-    from vecstore._storage.records import Reader
     from vecstore._segments.segment import visible
+    from vecstore._storage.records import Reader
 
     problems: list[str] = []
     eng = store._engine

@@ -32,7 +32,7 @@ def reader_step(snap: Any, reader: int, i: int, dim: int, k: int, sample_every: 
     t0 = time.perf_counter()
     res = snap.query(q, k=k, filter=None if g is None else {field: g})
     lat.append(("knn" if g is None else f"filtered-{field}", time.perf_counter() - t0))
-    if i % sample_every == 0 or g is not None and i % (sample_every * 2) == 1:
+    if i % sample_every == 0 or (g is not None and i % (sample_every * 2) == 1):
         samples.append({"v": v, "r": reader, "i": i, "g": g, "f": field,
                         "ids": [r.id for r in res], "scores": [r.score for r in res],
                         "b": [r.metadata.get("b") for r in res],

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import _shim
 from ._check import check_store, cli_check
-from ._common import PY, child_env, fmt_exc, vectors_for, vecstore_warnings, workdir
+from ._common import PY, child_env, fmt_exc, vecstore_warnings, vectors_for, workdir
 from ._report import Report
 
 DIM = 32

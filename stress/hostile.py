@@ -53,7 +53,7 @@ def call_with_timeout(fn: Callable[[], Any], timeout: float = CALL_TIMEOUT) -> A
     def target() -> None:
         try:
             box["r"] = fn()
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             box["e"] = exc
 
     t = threading.Thread(target=target, daemon=True, name="hostile-call")
@@ -89,7 +89,7 @@ class Outcomes:
 def _short(x: Any, n: int = 90) -> str:
     try:
         r = repr(x)
-    except Exception:  # noqa: BLE001
+    except Exception:
         r = f"<{type(x).__name__}>"
     return r if len(r) <= n else r[: n - 3] + "..."
 
@@ -124,7 +124,7 @@ class Harness:
             self.out.bad("writer", "a write after the dead writer", "write hangs forever "
                          "(instead of StoreClosedError)", "LoopThread.call never answers")
             return False
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             return False
 
     def reopen(self) -> None:
@@ -132,7 +132,7 @@ class Harness:
 
         try:
             call_with_timeout(self.store._s.close, 8)
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             pass
         self.store._s = VecStore.open(self.path)
 
@@ -182,7 +182,7 @@ class Harness:
             return None
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as exc:  # noqa: BLE001 - trio.Cancelled is a BaseException
+        except BaseException as exc:  # trio.Cancelled is a BaseException
             kind = f"{type(exc).__module__}.{type(exc).__name__}".replace("builtins.", "")
             after = self.state()
             if type(exc) in (TypeError, ValueError):
@@ -212,7 +212,7 @@ class Harness:
         if undo is not None:
             try:
                 undo()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 out.bad(area, call, "undo failed", f"{type(exc).__name__}: {exc}")
         return result
 
@@ -444,7 +444,7 @@ def api_phase(path: str, examples: int, seed: int, out: Outcomes) -> None:
                 ("nan", [float("nan")] * DIM), ("zero", [0.0] * DIM), ("short",),
                 ("bad-id-type", VEC, {}, "extra")]:
         h.attempt("batches", "upsert_many(one bad record)",
-                  lambda bad=bad: store.upsert_many(good + [bad]), bad, must_reject=True)
+                  lambda bad=bad: store.upsert_many([*good, bad]), bad, must_reject=True)
     for kw in [dict(ids=["a", "b"], vectors=np.ones((3, DIM))),
                dict(ids=["a"], vectors=np.ones((1, DIM)), metadata=[{}, {}]),
                dict(ids=["a"], vectors=np.ones((1, DIM)), metadata={"a": 1}),
@@ -650,7 +650,7 @@ def cli_phase(wd: Path, store_path: str, out: Outcomes) -> dict[str, int]:
             # capped, so that a runaway parse fails here instead of pushing the
             # (shared) machine into the OOM killer
             proc = run_cli(args, timeout=120, preexec_fn=_cap_memory)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out.bad("cli", call, "hang or failure to run", str(exc)[:200])
             continue
         err = proc.stderr

@@ -34,7 +34,7 @@ import numpy as np
 
 from ._check import check_store, cli_check
 from ._children import kill_writer
-from ._common import fmt_exc, fork_context, vector_for, vecstore_warnings, workdir
+from ._common import fmt_exc, fork_context, vecstore_warnings, vector_for, workdir
 from ._report import Report
 
 DIM = 16
@@ -370,11 +370,11 @@ def run(kills: int, seed: int | None = None, seconds: float | None = None,
     nrng = np.random.default_rng(seed)
     ctx = fork_context()
     model = Model()
-    stats: dict[str, Any] = {k: 0 for k in (
+    stats: dict[str, Any] = dict.fromkeys((
         "kills", "kills_during_open", "inflight_committed", "inflight_absent",
         "inflight_maintenance", "parent_compactions", "rows_purged", "compact_seconds_max",
         "bytes_on_disk",
-        "records_checked", "writes_lost", "snapshots_checked", "sealed_max", "relaxed_runs")}
+        "records_checked", "writes_lost", "snapshots_checked", "sealed_max", "relaxed_runs"), 0)
     t0 = time.monotonic()
     cli_used = False
     with workdir(keep, "kill") as wd:
@@ -413,10 +413,10 @@ def run(kills: int, seed: int | None = None, seconds: float | None = None,
             errtext = err.read_text()[-1500:] if err.exists() else ""
             if not report.check("writer child only ever ends by SIGKILL",
                                 alive and proc.exitcode == -signal.SIGKILL,
-                                f"run {run_i}: child exit code {proc.exitcode}: {errtext}"):
-                if proc.exitcode is None:
-                    proc.kill()
-                    proc.join()
+                                f"run {run_i}: child exit code {proc.exitcode}: {errtext}") \
+                    and proc.exitcode is None:
+                proc.kill()
+                proc.join()
             stats["kills"] += 1
             entries, ready = _read_log(log)
             stats["kills_during_open"] += not ready

@@ -5,7 +5,7 @@ one ``register`` line."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,7 +18,7 @@ MAGIC = b"FLAT0001"
 
 class FlatIndex:
     kind = "flat"
-    params: dict[str, Any] = {}
+    params: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, vecs: np.ndarray, distance: Distance) -> None:
         self.vecs = np.ascontiguousarray(vecs, np.float32)

@@ -276,7 +276,7 @@ def test_collaborative_and_hybrid_are_brute_force(store):
              for j in rng.choice(60, 6, replace=False)]
     inter.append(("u0", "not-a-record", 1.0))
     R = np.zeros((40, 61))
-    cols = items + ["not-a-record"]
+    cols = [*items, "not-a-record"]
     for u, it, w in inter:
         R[users.index(u), cols.index(it)] += w
     Rn = R / np.maximum(np.linalg.norm(R, axis=0), 1e-300)
@@ -379,7 +379,7 @@ def test_analysis_sees_exactly_its_snapshot_under_writes_and_compaction(tmp_path
                     if b % 3 == 0:
                         s.compact()
                     b += 1
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:  # reported below
                 errors.append(exc)
 
         t = threading.Thread(target=writer)

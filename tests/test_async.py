@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import anyio
+import numpy as np
 import pytest
 
 from vecstore import AsyncVecStore, Config, DimensionMismatchError, ReadOnlyError, VecStore

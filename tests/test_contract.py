@@ -91,8 +91,8 @@ def test_get_many_order_absent_and_one_snapshot(tmp_path: Path) -> None:
         assert np.array_equal(got[2].vector, np.asarray(_vec(150), np.float32))
         for r in got:
             one = store.get(r.id) if r else None
-            assert r is None or one is not None and (r.id, r.metadata, r.version) == \
-                (one.id, one.metadata, one.version) and np.array_equal(r.vector, one.vector)
+            assert r is None or (one is not None and (r.id, r.metadata, r.version) == \
+                (one.id, one.metadata, one.version) and np.array_equal(r.vector, one.vector))
         assert store.get_many([]) == []
         assert store.get_many(iter(["r1"]))[0].id == "r1"  # type: ignore[union-attr]
 
@@ -165,7 +165,7 @@ def test_recommend_and_find_duplicates_on_the_store(tmp_path: Path) -> None:
         store.upsert_many([("twin-a", vecs[7] * 1.0001), ("twin-b", vecs[9] + 1e-5)])
         got = [r.id for r in store.recommend(positive=["r1", "r2"], negative=["r3"], k=5)]
         want = _brute_recommend(np.vstack([vecs, vecs[7] * 1.0001, vecs[9] + 1e-5]),
-                                ids + ["twin-a", "twin-b"], [1, 2], [3], 5)
+                                [*ids, "twin-a", "twin-b"], [1, 2], [3], 5)
         assert got == want  # (under 1,000 rows a store answers exactly)
         flt = [r.id for r in store.recommend(positive=["r1"], k=5, filter={"odd": 1})]
         assert flt and all(int(i[1:]) % 2 == 1 for i in flt) and "r1" not in flt
@@ -181,5 +181,5 @@ async def test_async_recommend_and_find_duplicates(tmp_path: Path) -> None:
         await store.upsert_many(ids=[str(i) for i in range(100)], vectors=vecs)
         await store.upsert("copy", vecs[0])
         hits = await store.recommend(positive=["0"], k=3)
-        assert [r.id for r in hits][0] == "copy"
+        assert hits[0].id == "copy"
         assert await store.find_duplicates(0.9999) == [["0", "copy"]]

@@ -220,7 +220,7 @@ def _verify(store: VecStore, model: Model, pending: dict[str, Any] | None) -> No
                 assert version >= v
                 model.committed_inflight += 1
         else:
-            after = {rid: None for rid in ids}
+            after = dict.fromkeys(ids)
             assert now in (before, after), (
                 f"partial delete for in-flight op {n}: {now} (before {before})")
             if now != before:

@@ -257,6 +257,8 @@ ALLOWED: dict[tuple[str, str], str] = {
         "an AST node of no known class: unreachable (pragma: no cover)",
     ("vecstore/_metaindex/masks.py", "TypeError"):
         "a leaf node of no known class: unreachable, the filter AST has no others",
+    ("vecstore/migration/replicate.py", "AssertionError"):
+        "after the retry loop, which returns or raises MigrationError: unreachable",
     ("vecstore/analytics/pca.py", "AssertionError"):
         "an internal invariant (two reads of one snapshot disagree), not a user error",
     ("vecstore/_analysis/source.py", "ImportError"):

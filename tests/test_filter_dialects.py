@@ -32,7 +32,7 @@ METAS: list[dict[str, Any]] = [
 
 
 @pytest.fixture(scope="module", params=["plain", "indexed"])
-def store(request, tmp_path_factory):  # noqa: ANN001, ANN201
+def store(request, tmp_path_factory):
     path = tmp_path_factory.mktemp("dialects") / "s.db"
     s = VecStore.open(path, Config(dim=4, seal_threshold=16))
     rows = [(f"r{i}", [1.0, i % 7, 2.0, 1.0 + i % 3], METAS[i % len(METAS)]) for i in range(40)]
@@ -81,7 +81,8 @@ QDRANT = [
       "should": [cond("n", range={"lt": 2}), cond("tags", match={"value": "b"})],
       "must_not": [{"has_id": ["r0"]}]},
      "ANY(city = 'NYC') AND (ANY(n < 2) OR ANY(tags = 'b')) AND NOT HAS_ID('r0')"),
-    ({"should": [{"must": [cond("n", range={"gt": 1})], "must_not": [{"is_empty": {"key": "tags"}}]},
+    ({"should": [{"must": [cond("n", range={"gt": 1})],
+                  "must_not": [{"is_empty": {"key": "tags"}}]},
                  {"has_id": ["r8", "r9", "nope"]}]},
      "(ANY(n > 1) AND NOT (tags IS NULL OR NOT ANY(tags EXISTS))) OR HAS_ID('r8', 'r9', 'nope')"),
     ({"min_should": {"conditions": [cond("city", match={"value": "NYC"}),
@@ -266,7 +267,7 @@ def test_qdrant_matches_reference(f: dict[str, Any], metas: list[dict[str, Any]]
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(fs=st.lists(QF, min_size=1, max_size=5), metas=st.lists(MD, min_size=1, max_size=30),
        indexed=st.booleans())
-def test_qdrant_store_matches_reference(tmp_path_factory, fs, metas, indexed) -> None:  # noqa: ANN001
+def test_qdrant_store_matches_reference(tmp_path_factory, fs, metas, indexed) -> None:
     path = tmp_path_factory.mktemp("qh") / "s.db"
     with VecStore.open(path, Config(dim=4, seal_threshold=10)) as s:
         half = len(metas) // 2
@@ -293,7 +294,7 @@ def test_qdrant_store_matches_reference(tmp_path_factory, fs, metas, indexed) ->
 # -- HAS_ID on a store with sealed (HNSW) and growing segments ----------------------
 
 
-def test_has_id_sealed_and_growing(tmp_path) -> None:  # noqa: ANN001
+def test_has_id_sealed_and_growing(tmp_path) -> None:
     rng = np.random.default_rng(3)
     n = 1500
     data = rng.normal(size=(n, 8)).astype(np.float32)

@@ -13,9 +13,9 @@ import pytest
 
 import _flat_kind  # noqa: F401  (registers the "flat" kind)
 from vecstore import Config, ConfigMismatchError, VecStore
+from vecstore._errors import CorruptionError
 from vecstore._index import KINDS, entry_kind, entry_params, kind_named
 from vecstore._index.hnsw import HnswlibKind
-from vecstore._errors import CorruptionError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

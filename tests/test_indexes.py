@@ -36,7 +36,8 @@ def leaf_strings() -> st.SearchStrategy[str]:
     return st.one_of(
         st.builds(lambda f, op, v: f"{f} {op} {v}", FIELDS,
                   st.sampled_from(["=", "!=", "<", "<=", ">", ">="]), lit),
-        st.builds(lambda f, vs: f"{f} IN ({', '.join(vs)})", FIELDS, st.lists(lit, min_size=1, max_size=3)),
+        st.builds(lambda f, vs: f"{f} IN ({', '.join(vs)})", FIELDS,
+                  st.lists(lit, min_size=1, max_size=3)),
         st.builds(lambda f, vs: f"{f} NOT IN [{', '.join(vs)}]", FIELDS,
                   st.lists(lit, min_size=1, max_size=3)),
         st.builds(lambda f, v: f"{f} CONTAINS {v}", FIELDS, lit),
@@ -63,7 +64,7 @@ FILTERS = st.recursive(
        kinds=st.fixed_dictionaries({"f": st.sampled_from(["hash", "btree", "inverted", None]),
                                     "g": st.sampled_from(["btree", None]),
                                     "h.x": st.sampled_from(["hash", None])}))
-def test_indexed_filters_equal_reference(tmp_path_factory, metas, filters, kinds) -> None:  # noqa: ANN001
+def test_indexed_filters_equal_reference(tmp_path_factory, metas, filters, kinds) -> None:
     path = tmp_path_factory.mktemp("ix") / "s.db"
     with VecStore.open(path, Config(dim=4, seal_threshold=15)) as s:
         half = len(metas) // 2
@@ -91,7 +92,7 @@ def _data(n: int, seed: int = 5) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory):  # noqa: ANN201
+def big(tmp_path_factory):
     n = 8000
     data = _data(n)
     path = tmp_path_factory.mktemp("big") / "b.db"
@@ -109,7 +110,7 @@ def big(tmp_path_factory):  # noqa: ANN201
 
 
 @pytest.mark.parametrize("share", [0.5, 0.2, 0.1, 0.01, 0.001])
-def test_filtered_knn_recall(big, share: float) -> None:  # noqa: ANN001
+def test_filtered_knn_recall(big, share: float) -> None:
     s, data, metas = big
     limit = int(1000 * share)
     flt = f"bucket < {limit}"
@@ -126,14 +127,14 @@ def test_filtered_knn_recall(big, share: float) -> None:  # noqa: ANN001
     assert np.mean(recalls) >= 0.95, (share, np.mean(recalls))
 
 
-def test_fewer_matches_than_k_returns_exactly_them(big) -> None:  # noqa: ANN001
+def test_fewer_matches_than_k_returns_exactly_them(big) -> None:
     s, data, _metas = big
     got = s.query(data[0], k=10, filter="bucket = 7 AND tag CONTAINS 'x'")
     want = {str(i) for i in range(8000) if i % 1000 == 7 and i % 2}
     assert {r.id for r in got} == want and len(got) == len(want) < 10
 
 
-def test_explain_picks_by_selectivity(big) -> None:  # noqa: ANN001
+def test_explain_picks_by_selectivity(big) -> None:
     s, data, _ = big
     plans = {share: s.explain(Query(data[0]).with_filter(f"bucket < {int(1000 * share)}"))
              for share in (0.5, 0.2, 0.01)}
@@ -147,7 +148,7 @@ def test_explain_picks_by_selectivity(big) -> None:  # noqa: ANN001
     assert s.explain(Query(data[0])).strategy == "hnsw"
 
 
-def test_filters_do_not_change_unfiltered_answers(big) -> None:  # noqa: ANN001
+def test_filters_do_not_change_unfiltered_answers(big) -> None:
     s, data, _ = big
     before = [r.id for r in s.query(data[3], k=10)]
     s.query(data[3], k=10, filter="bucket < 5")
@@ -158,7 +159,8 @@ def test_index_lifecycle_and_reopen(tmp_path: Path) -> None:
     p = tmp_path / "l.db"
     with VecStore.open(p, Config(dim=4, seal_threshold=50)) as s:
         s.create_index("price", "btree")  # before data
-        s.upsert_many([(str(i), [1, i, 0, 1], {"price": i, "cat": "ab"[i % 2]}) for i in range(120)])
+        s.upsert_many([(str(i), [1, i, 0, 1], {"price": i, "cat": "ab"[i % 2]})
+                       for i in range(120)])
         s.create_index("cat", "hash")  # after data
         assert s.indexes() == {"price": "btree", "cat": "hash"}
         assert s.count(filter="price < 10 AND cat = 'a'") == 5

@@ -161,7 +161,8 @@ def test_no_module_imports_a_layer_above_its_own() -> None:
 
 
 def test_the_checks_would_catch_a_knot() -> None:
-    graph = {"vecstore._engine.a": {"vecstore._query.b"}, "vecstore._query.b": {"vecstore._engine.a"}}
+    graph = {"vecstore._engine.a": {"vecstore._query.b"},
+             "vecstore._query.b": {"vecstore._engine.a"}}
     assert cycles(graph) == [["vecstore._engine.a", "vecstore._query.b"]]
     assert upward_imports(graph) == [
         "vecstore._engine.a -> vecstore._query.b (layer _query is above _engine)"]

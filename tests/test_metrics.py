@@ -5,6 +5,7 @@ reading while querying from many threads, and "since open"."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import threading
@@ -16,7 +17,15 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from vecstore import AsyncVecStore, Config, Histogram, Metrics, VecStore, VersionNotRetainedError
+from vecstore import (
+    AsyncVecStore,
+    Config,
+    Histogram,
+    Metrics,
+    VecStore,
+    VecStoreError,
+    VersionNotRetainedError,
+)
 from vecstore._metrics.recorder import SECONDS_BOUNDS, STRATEGIES, NullRecorder, Recorder
 from vecstore.migration import MigrationConfig, QdrantMigration
 
@@ -112,7 +121,7 @@ def test_queries_counted_by_the_strategy_explain_reports(tmp_path: Path) -> None
         snap = s.snapshot()
         snap.query(q, k=3)  # snapshots count too
         seen["hnsw"] += 1
-        with pytest.raises(Exception):
+        with pytest.raises(VecStoreError):
             s.query([1.0, 2.0], k=3)  # a failed query is not counted
         m = s.metrics()
     assert m.queries == seen
@@ -168,14 +177,14 @@ def test_percentiles_monotone_and_within_a_bucket() -> None:
         rec.query("hnsw", float(x))
     h = rec.snapshot().query_latency
     assert h.count == 5000 and h.sum == pytest.approx(values.sum())
-    qs = [h.quantile(q / 100) for q in range(0, 101)]
-    assert all(b >= a for a, b in zip(qs, qs[1:]))
+    qs = [h.quantile(q / 100) for q in range(101)]
+    assert all(b >= a for a, b in itertools.pairwise(qs))
     for q in (0.5, 0.95, 0.99):
         true = float(np.quantile(values, q))
         assert true / RATIO <= h.quantile(q) <= true * RATIO, q
     assert (h.p50, h.p95, h.p99) == (h.quantile(0.5), h.quantile(0.95), h.quantile(0.99))
     cum = h.cumulative()
-    assert cum[-1] == (math.inf, 5000) and all(b[1] >= a[1] for a, b in zip(cum, cum[1:]))
+    assert cum[-1] == (math.inf, 5000) and all(b[1] >= a[1] for a, b in itertools.pairwise(cum))
     empty = Histogram.empty(SECONDS_BOUNDS)
     assert empty.count == 0 and math.isnan(empty.p50) and empty.to_dict()["p50"] is None
     rec2 = Recorder()

@@ -54,7 +54,7 @@ def test_qdrant_client_export_imports_intact(tmp_path: Path) -> None:
     client = qc.QdrantClient(path=str(tmp_path / "qdrant"))
     client.create_collection("pkgs", vectors_config=models.VectorParams(
         size=DIM, distance=models.Distance.COSINE))
-    ids: list[Any] = [i for i in range(150)] + [str(uuid.UUID(int=i + 1)) for i in range(50)]
+    ids: list[Any] = list(range(150)) + [str(uuid.UUID(int=i + 1)) for i in range(50)]
     client.upsert("pkgs", points=[models.PointStruct(id=pid, vector=vec(i), payload=payload(i))
                                   for i, pid in enumerate(ids)])
     points = _scroll_all(client, "pkgs")

@@ -54,7 +54,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _view(self, part: str):  # noqa: ANN202
+    def _view(self, part: str):
         return self.store if part == "default" else self.store.partition(part)
 
     def _next(self) -> np.ndarray:
@@ -107,7 +107,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store.optimize()
         assert self.store.stats().growing_vectors == 0
 
-    def _check(self, view, model: dict[str, tuple[np.ndarray, dict]]) -> None:  # noqa: ANN001
+    def _check(self, view, model: dict[str, tuple[np.ndarray, dict]]) -> None:
         assert len(view) == len(model)
         scanned = [(r.id, r.metadata) for r in view.scan()]
         assert scanned == [(i, model[i][1]) for i in sorted(model)]
@@ -138,7 +138,7 @@ StoreMachine.TestCase.settings = settings(
 TestStoreModel = StoreMachine.TestCase
 
 
-def test_recall_on_sealed_segments(tmp_path) -> None:  # noqa: ANN001
+def test_recall_on_sealed_segments(tmp_path) -> None:
     """Above the exact-search threshold, HNSW must reach recall@10 >= 0.95."""
     rng = np.random.default_rng(11)
     n, dim = 6000, 32

@@ -356,7 +356,7 @@ def test_failed_open_leaves_the_store_unlocked(tmp_path: Path) -> None:
     _flip_last_wal_entry(path)
     errors = []
     for _ in range(3):
-        with pytest.raises(Exception) as info:  # noqa: PT011 - any error, the same each time
+        with pytest.raises(Exception) as info:  # any error, the same each time
             VecStore.open(path)
         errors.append(type(info.value))
         assert not isinstance(info.value, vecstore.StoreLockedError)

@@ -113,7 +113,7 @@ def test_scores_per_distance(tmp_path: Path) -> None:
     q = np.array([1.0, 1.0])
     for dist in Distance:
         with VecStore.open(tmp_path / dist.value, Config(distance=dist.value)) as s:
-            s.upsert_many([(k, v) for k, v in vecs.items()])
+            s.upsert_many(list(vecs.items()))
             got = {r.id: r.score for r in s.query(q, k=3)}
             for k, v in vecs.items():
                 v_ = np.array(v)
@@ -239,7 +239,8 @@ def test_closed_store_raises(tmp_path: Path) -> None:
 
 
 def test_backup_is_a_working_copy(tmp_path: Path) -> None:
-    with VecStore.open(tmp_path / "src.db", Config(dim=4, seal_threshold=100, distance="euclidean")) as s:
+    cfg = Config(dim=4, seal_threshold=100, distance="euclidean")
+    with VecStore.open(tmp_path / "src.db", cfg) as s:
         s.upsert_many([(str(i), [1, i, 2, 3], {"i": i}) for i in range(250)])
         s.optimize()
         s.upsert("late", [9, 9, 9, 9])
@@ -273,7 +274,8 @@ def test_lmdb_map_grows_by_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         start = s._engine.storage.env.info()["map_size"]
         for i in range(0, 8000, 1000):  # ~3 MiB of vectors
             s.upsert_many(ids=[str(j) for j in range(i, i + 1000)],
-                          vectors=rng.normal(size=(1000, 64)), metadata=[{"i": j} for j in range(1000)])
+                          vectors=rng.normal(size=(1000, 64)),
+                          metadata=[{"i": j} for j in range(1000)])
             assert len(s) == i + 1000
         assert s._engine.storage.env.info()["map_size"] > start
         assert s.get("7999").metadata == {"i": 999}  # type: ignore[union-attr]

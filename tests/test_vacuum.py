@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from vecstore import Config, VecStore
-
 from vecstore._storage import vacuum as _vacuum
 
 DIM = 64

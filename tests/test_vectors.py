@@ -16,8 +16,8 @@ from hypothesis.extra.numpy import arrays
 from vecstore import Config, VecStore
 from vecstore._segments.segment import prepare
 from vecstore._storage.env import Storage
-from vecstore._types import Distance
 from vecstore._storage.vectors import VectorTable, decode_block, rows_per_block
+from vecstore._types import Distance
 
 DIM = 16
 
@@ -27,7 +27,7 @@ def _storage(tmp_path) -> Storage:
 
 
 def test_pack_get_many_remove(tmp_path):
-    DIM = 384  # noqa: N806 (large enough for blocks to pay off)
+    DIM = 384  # large enough for blocks to pay off
     st = _storage(tmp_path)
     rng = np.random.default_rng(1)
     # two partitions with interleaved rowids
@@ -88,7 +88,7 @@ def test_blocks_fill_their_pages():
         n = rows_per_block(dim)
         raw = 4 + n * (8 + 4 * dim) + 16
         pages = -(-raw // 4096)
-        assert pages >= 8 and raw / (pages * 4096) > 0.97 or dim > 1024
+        assert (pages >= 8 and raw / (pages * 4096) > 0.97) or dim > 1024
 
 
 def test_block_size_mismatch_is_corruption():
@@ -190,7 +190,7 @@ def test_check_reports_damaged_vector_blocks(tmp_path):
     import lmdb
 
     path = str(tmp_path / "s")
-    s, x = _fill(path, n=1000, seal=400, dim=128)
+    s, _x = _fill(path, n=1000, seal=400, dim=128)
     s.optimize()
     s.close()
     rc, doc = _check(path)

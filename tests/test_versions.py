@@ -58,7 +58,7 @@ class VersionMachine(RuleBasedStateMachine):
             retained = sorted(self.states)[-self.keep:]
             self.floor = max(self.floor, retained[0])
 
-    def _view(self, part: str):  # noqa: ANN202
+    def _view(self, part: str):
         return self.store if part == "default" else self.store.partition(part)
 
     @rule(part=PARTS, rids=st.lists(IDS, min_size=1, max_size=15))
@@ -127,7 +127,7 @@ class VersionMachine(RuleBasedStateMachine):
     def optimize(self) -> None:
         self.store.optimize()
 
-    def _check(self, snap, model: dict[str, tuple[np.ndarray, dict]]) -> None:  # noqa: ANN001
+    def _check(self, snap, model: dict[str, tuple[np.ndarray, dict]]) -> None:
         assert len(snap) == len(model)
         assert [(r.id, r.metadata) for r in snap.scan()] == \
             [(i, model[i][1]) for i in sorted(model)]
@@ -205,7 +205,7 @@ async def test_pinned_readers_stay_fixed_while_writer_ingests_and_compacts(tmp_p
         problems: list[str] = []
         done = trio.Event()
 
-        async def reader(snap) -> None:  # noqa: ANN001
+        async def reader(snap) -> None:
             first = [(r.id, r.metadata) async for r in snap.scan()]
             n = await snap.count()
             while not done.is_set():

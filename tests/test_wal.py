@@ -107,7 +107,7 @@ def test_truncate(log: WriteAheadLog) -> None:
     assert log.truncate(4) == 3
     assert log.first_seq() == 4
     assert log.truncate(4) == 0
-    assert list(log.read(1))[0] == (4, 3)
+    assert next(iter(log.read(1))) == (4, 3)
     assert log.truncate(8) == 4
     assert [s for s, _ in log.read()] == [8, 9, 10]
     assert log.last_seq() == 10

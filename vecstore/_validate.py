@@ -64,10 +64,7 @@ def check_partition(name: Any) -> str:
 def as_matrix(vectors: Any, dim: int | None) -> np.ndarray:
     """Convert one batch of vectors to a C-contiguous float32 (n, dim) array."""
     try:
-        if isinstance(vectors, np.ndarray):
-            arr = vectors
-        else:
-            arr = np.asarray(vectors)
+        arr = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
     except (ValueError, TypeError) as exc:
         raise InvalidVectorError(f"vectors are not a rectangular numeric array: {exc}") from None
     if arr.dtype == object or not (
@@ -161,7 +158,7 @@ def check_metadata(meta: Any) -> dict[str, Any]:
     if not isinstance(meta, Mapping):
         raise InvalidMetadataError(f"metadata must be a dict, got {type(meta).__name__}")
     out = _check_meta_value(meta, "metadata", 0)
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def encode_metadata(meta: dict[str, Any]) -> bytes:

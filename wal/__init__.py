@@ -13,4 +13,4 @@ caller's own state changes commit atomically.  The module knows nothing about ve
 
 from ._log import CorruptEntryError, WalError, WriteAheadLog
 
-__all__ = ["WriteAheadLog", "WalError", "CorruptEntryError"]
+__all__ = ["CorruptEntryError", "WalError", "WriteAheadLog"]

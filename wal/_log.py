@@ -11,7 +11,7 @@ from typing import Any
 import cbor2
 import lmdb
 
-__all__ = ["WriteAheadLog", "WalError", "CorruptEntryError"]
+__all__ = ["CorruptEntryError", "WalError", "WriteAheadLog"]
 
 _FORMAT = 1  # on-disk value layout: format byte + CRC32 (big-endian) + CBOR payload
 _HEADER = 5
@@ -136,12 +136,12 @@ class WriteAheadLog:
         return self._dbs()
 
     def _txn(
-        self, txn: lmdb.Transaction | None, write: bool = False
-    ) -> AbstractContextManager[lmdb.Transaction]:
+        self, txn: lmdb.Transaction[bytes] | None, write: bool = False
+    ) -> AbstractContextManager[lmdb.Transaction[bytes]]:
         """Context manager yielding ``txn`` untouched, or a new transaction it commits/aborts."""
         return nullcontext(txn) if txn is not None else self.env.begin(write=write)
 
-    def _hwm(self, txn: lmdb.Transaction, log_db: Any, meta_db: Any) -> int:
+    def _hwm(self, txn: lmdb.Transaction[bytes], log_db: Any, meta_db: Any) -> int:
         """Highest sequence number ever assigned, as seen by ``txn``."""
         hwm = 0
         if meta_db is not None:
@@ -155,7 +155,7 @@ class WriteAheadLog:
 
     @staticmethod
     def _iter_raw(
-        txn: lmdb.Transaction, log_db: Any, from_seq: int
+        txn: lmdb.Transaction[bytes], log_db: Any, from_seq: int
     ) -> Iterator[tuple[bytes, bytes]]:
         """Yield raw ``(key, value)`` records with ``key >= _key(from_seq)``."""
         if log_db is None or from_seq > _MAX_SEQ:
@@ -166,11 +166,12 @@ class WriteAheadLog:
 
     # -- public API ----------------------------------------------------------------------------
 
-    def append(self, entry: Any, txn: lmdb.Transaction | None = None) -> int:
+    def append(self, entry: Any, txn: lmdb.Transaction[bytes] | None = None) -> int:
         """Store ``entry`` under the next sequence number and return that number."""
         return self.append_many((entry,), txn)[0]
 
-    def append_many(self, entries: Iterable[Any], txn: lmdb.Transaction | None = None) -> list[int]:
+    def append_many(self, entries: Iterable[Any],
+                    txn: lmdb.Transaction[bytes] | None = None) -> list[int]:
         """Store ``entries`` under consecutive new sequence numbers and return them in order.
 
         All entries are encoded before anything is written, so an unencodable entry raises
@@ -192,7 +193,7 @@ class WriteAheadLog:
             return seqs
 
     def read(
-        self, from_seq: int = 1, txn: lmdb.Transaction | None = None
+        self, from_seq: int = 1, txn: lmdb.Transaction[bytes] | None = None
     ) -> Iterator[tuple[int, Any]]:
         """Yield ``(seq, entry)`` for every stored entry with ``seq >= from_seq``, in order.
 
@@ -205,7 +206,7 @@ class WriteAheadLog:
             for key, value in self._iter_raw(t, log_db, from_seq):
                 yield _decode(key, value)
 
-    def get(self, seq: int, txn: lmdb.Transaction | None = None) -> Any:
+    def get(self, seq: int, txn: lmdb.Transaction[bytes] | None = None) -> Any:
         """Return the entry stored under ``seq``; ``KeyError`` if there is none."""
         log_db = self._dbs()[0]
         if log_db is None or not 0 <= seq <= _MAX_SEQ:
@@ -216,7 +217,7 @@ class WriteAheadLog:
                 raise KeyError(seq)
             return _decode(_key(seq), raw)[1]
 
-    def first_seq(self, txn: lmdb.Transaction | None = None) -> int | None:
+    def first_seq(self, txn: lmdb.Transaction[bytes] | None = None) -> int | None:
         """Lowest stored sequence number, or ``None`` if the log holds no entries."""
         log_db = self._dbs()[0]
         with self._txn(txn) as t:
@@ -224,13 +225,13 @@ class WriteAheadLog:
                 return int.from_bytes(key, "big")
             return None
 
-    def last_seq(self, txn: lmdb.Transaction | None = None) -> int:
+    def last_seq(self, txn: lmdb.Transaction[bytes] | None = None) -> int:
         """Highest sequence number ever assigned (0 if nothing was ever appended)."""
         log_db, meta_db = self._dbs()
         with self._txn(txn) as t:
             return self._hwm(t, log_db, meta_db)
 
-    def truncate(self, before_seq: int, txn: lmdb.Transaction | None = None) -> int:
+    def truncate(self, before_seq: int, txn: lmdb.Transaction[bytes] | None = None) -> int:
         """Delete every entry with ``seq < before_seq``; return how many were deleted.
 
         The high-water mark is left alone, so deleted numbers are never handed out again.
@@ -247,7 +248,7 @@ class WriteAheadLog:
                 deleted += 1
         return deleted
 
-    def verify(self, txn: lmdb.Transaction | None = None) -> list[CorruptEntryError]:
+    def verify(self, txn: lmdb.Transaction[bytes] | None = None) -> list[CorruptEntryError]:
         """Check every stored entry and return the problems found (never raises them)."""
         problems: list[CorruptEntryError] = []
         log_db = self._dbs()[0]

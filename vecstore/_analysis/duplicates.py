@@ -73,7 +73,8 @@ def ivf_pairs(x: np.ndarray, threshold: float, nlist: int | None = None, nprobe:
     rows, cols = [], []
     for s in range(0, n, 8192):
         lims, _sims, idx = index.range_search(x[s:s + 8192], radius)
-        r = np.repeat(np.arange(s, s + lims.size - 1, dtype=np.int64), np.diff(lims).astype(np.int64))
+        r = np.repeat(np.arange(s, s + lims.size - 1, dtype=np.int64),
+                      np.diff(lims).astype(np.int64))
         c = idx.astype(np.int64)
         keep = c > r
         r, c = r[keep], c[keep]

@@ -48,7 +48,7 @@ class Loaded:
     vectors_read: int = 0  # sealed rows whose vectors were read back from LMDB
 
 
-def _died_table(txn: lmdb.Transaction, db: Any) -> tuple[np.ndarray, np.ndarray]:
+def _died_table(txn: lmdb.Transaction[bytes], db: Any) -> tuple[np.ndarray, np.ndarray]:
     if db is None:
         return np.empty(0, np.int64), np.empty(0, np.int64)
     n = txn.stat(db)["entries"]
@@ -101,7 +101,7 @@ def rebuild_index(distance: Distance, seg_id: int, entry: Mapping[str, Any], vec
                       seed=seg_id & 0x7FFFFFFF)
 
 
-def load(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, dim: int | None,
+def load(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction[bytes], dim: int | None,
          distance: Distance, reuse: Mapping[int, Any]) -> Loaded:
     """The partitions as committed in ``txn`` (``reuse``: indexes already
     loaded, by segment id)."""
@@ -119,7 +119,10 @@ def load(st: Storage, wal: WriteAheadLog, txn: lmdb.Transaction, dim: int | None
     for key, val in txn.cursor(db=st.db("segs")):
         seg_id, entry = u64(key), cbor2.loads(val)
         n = entry["n"]
-        cols = np.frombuffer(txn.get(key, db=st.db("segrows")), dtype="<i8")
+        segrows = txn.get(key, db=st.db("segrows"))
+        if segrows is None:
+            raise CorruptionError(f"segment {seg_id} is in the manifest without its row list")
+        cols = np.frombuffer(segrows, dtype="<i8")
         rowids, born = cols[:n].astype(np.int64), cols[n : 2 * n].astype(np.int64)
         index = reuse.get(seg_id)
         if index is None:

@@ -35,7 +35,7 @@ BACKGROUND_NICE = 10  # added to a background build thread's nice value (Linux)
 
 
 class _Pending:
-    __slots__ = ("req", "event", "result")
+    __slots__ = ("event", "req", "result")
 
     def __init__(self, req: WriteRequest) -> None:
         self.req = req

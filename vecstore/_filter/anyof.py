@@ -63,7 +63,8 @@ class AnyElem(Node):
         for leaf in _leaves(self.item):
             p = getattr(leaf, "path", None)
             if p is None or isinstance(leaf, AnyElem):
-                raise FilterError("ANY(...) takes conditions on one field (no ANY or HAS_ID inside)")
+                raise FilterError(
+                    "ANY(...) takes conditions on one field (no ANY or HAS_ID inside)")
             paths.add(p)
         if len(paths) != 1:
             raise FilterError(
@@ -72,7 +73,7 @@ class AnyElem(Node):
         (path,) = paths
         object.__setattr__(self, "path", path)
         depth = _check_depth((self.item,))
-        inner = self.item._fn  # type: ignore[attr-defined]
+        inner = self.item._fn
         get = getter(path)
         head, rest = path[0], path[1:]
 
@@ -88,9 +89,9 @@ class AnyElem(Node):
                     if inner(wrap(e)):
                         return True
                 return False
-            return inner(md)  # type: ignore[no-any-return]
+            return inner(md)
 
-        self._finish(("any", self.item._key), fn, depth)  # type: ignore[attr-defined]
+        self._finish(("any", self.item._key), fn, depth)
 
     def children(self) -> tuple[Node, ...]:
         return (self.item,)

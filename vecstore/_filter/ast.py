@@ -44,15 +44,20 @@ class Node:
     """Base class of filter AST nodes."""
 
     __slots__ = ()
+    # Set once by _finish() when a node is built (declared here for the type
+    # checker; annotations only, so no class attributes and no fields).
+    _key: tuple[Any, ...]
+    _fn: Matcher
+    _depth: int
 
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         """True if ``metadata`` satisfies this (sub)filter."""
-        return self._fn(metadata)  # type: ignore[attr-defined,no-any-return]
+        return self._fn(metadata)
 
     @property
     def depth(self) -> int:
         """Levels of AND/OR/NOT above the deepest leaf (0 for a leaf)."""
-        return self._depth  # type: ignore[attr-defined,no-any-return]
+        return self._depth
 
     def children(self) -> tuple[Node, ...]:
         """The direct sub-nodes (empty for a leaf)."""
@@ -87,7 +92,7 @@ class Node:
             return True
         if not isinstance(other, Node):
             return NotImplemented
-        return self._key == other._key  # type: ignore[attr-defined,no-any-return]
+        return self._key == other._key
 
     def __ne__(self, other: object) -> bool:
         eq = self.__eq__(other)
@@ -96,9 +101,9 @@ class Node:
     def __hash__(self) -> int:
         h = self.__dict__.get("_hash")
         if h is None:
-            h = hash(self._key)  # type: ignore[attr-defined]
+            h = hash(self._key)
             object.__setattr__(self, "_hash", h)
-        return h  # type: ignore[no-any-return]
+        return h
 
     def __reduce__(self) -> tuple[Any, ...]:
         args = tuple(getattr(self, f.name) for f in _dc_fields(self))  # type: ignore[arg-type]
@@ -116,7 +121,8 @@ class Compare(Node):
     def __post_init__(self) -> None:
         path = check_path(self.path)
         if self.op not in COMPARE_OPS:
-            raise FilterError(f"unknown comparison {self.op!r}: use one of {', '.join(COMPARE_OPS)}")
+            raise FilterError(
+                f"unknown comparison {self.op!r}: use one of {', '.join(COMPARE_OPS)}")
         value = check_literal(self.value)
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "value", value)
@@ -187,7 +193,7 @@ class Contains(Node):
                     if eq(e):
                         return True
                 return False
-            return fx == STR and is_str and value in x  # type: ignore[operator]
+            return fx == STR and is_str and value in x
 
         self._finish(("contains", path, value_key(value)), leaf(path, pred))
 
@@ -278,7 +284,7 @@ class And(Node):
         items = _composite_items(And, self.items)
         depth = _check_depth(items)
         object.__setattr__(self, "items", items)
-        fns = tuple(item._fn for item in items)  # type: ignore[attr-defined]
+        fns = tuple(item._fn for item in items)
         if len(fns) == 2:
             a, b = fns
             fn: Matcher = lambda md: a(md) and b(md)  # noqa: E731
@@ -290,7 +296,7 @@ class And(Node):
                         return False
                 return True
 
-        key = ("and", tuple(item._key for item in items))  # type: ignore[attr-defined]
+        key = ("and", tuple(item._key for item in items))
         self._finish(key, fn, depth)
 
     def children(self) -> tuple[Node, ...]:
@@ -314,7 +320,7 @@ class Or(Node):
         items = _composite_items(Or, self.items)
         depth = _check_depth(items)
         object.__setattr__(self, "items", items)
-        fns = tuple(item._fn for item in items)  # type: ignore[attr-defined]
+        fns = tuple(item._fn for item in items)
         if len(fns) == 2:
             a, b = fns
             fn: Matcher = lambda md: a(md) or b(md)  # noqa: E731
@@ -326,7 +332,7 @@ class Or(Node):
                         return True
                 return False
 
-        key = ("or", tuple(item._key for item in items))  # type: ignore[attr-defined]
+        key = ("or", tuple(item._key for item in items))
         self._finish(key, fn, depth)
 
     def children(self) -> tuple[Node, ...]:
@@ -350,8 +356,8 @@ class Not(Node):
         if not isinstance(self.item, Node):
             raise FilterError(f"Not needs a filter node, got {self.item!r}")
         depth = _check_depth((self.item,))
-        f = self.item._fn  # type: ignore[attr-defined]
-        key = ("not", self.item._key)  # type: ignore[attr-defined]
+        f = self.item._fn
+        key = ("not", self.item._key)
         self._finish(key, lambda md: not f(md), depth)
 
     def children(self) -> tuple[Node, ...]:
@@ -384,7 +390,7 @@ def format_node(node: Node) -> str:
         return f"NOT ({inner})" if isinstance(node.item, (And, Or)) else f"NOT {inner}"
     fmt = getattr(node, "_format_string", None)  # ANY(...), HAS_ID(...): _filter_any/_ids
     if fmt is not None:
-        return fmt()  # type: ignore[no-any-return]
+        return fmt()
     raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover
 
 

@@ -172,7 +172,7 @@ class Filter:
     @property
     def predicate(self) -> Callable[[Mapping[str, Any]], bool]:
         """The compiled matcher itself, for hot loops (same as ``matches``)."""
-        return self._root._fn  # type: ignore[attr-defined,no-any-return]
+        return self._root._fn
 
     def matches(self, metadata: Mapping[str, Any], id: Any = None) -> bool:
         """True if the record (``metadata``, and ``id`` for a filter that
@@ -182,7 +182,7 @@ class Filter:
                 raise FilterError("this filter tests record ids (HAS_ID / has_id): "
                                   "pass the record's id, matches(metadata, id=...)")
             return self.id_matcher(metadata, str(id))
-        return self._root._fn(metadata)  # type: ignore[attr-defined,no-any-return]
+        return self._root._fn(metadata)
 
     @property
     def uses_ids(self) -> bool:
@@ -196,7 +196,7 @@ class Filter:
         if fn is None:
             fn = id_matcher(self._root)
             object.__setattr__(self._root, "_id_fn", fn)
-        return fn  # type: ignore[no-any-return]
+        return fn
 
     @classmethod
     def from_dict(cls, obj: Mapping[str, Any]) -> Filter | None:

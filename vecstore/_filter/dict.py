@@ -41,7 +41,8 @@ def _literal(value: Any, key_path: str) -> Scalar:
             "several values, or {'$contains': value} to test list membership",
         )
     if isinstance(value, Mapping):
-        raise _error(key_path, "expected a single value (str, int, float, bool or None), got a dict")
+        raise _error(key_path,
+                     "expected a single value (str, int, float, bool or None), got a dict")
     try:
         return check_literal(value)
     except FilterError as e:
@@ -221,5 +222,5 @@ def to_dict(node: Node) -> dict[str, Any]:
         return {"$not": to_dict(node.item)}
     custom = getattr(node, "_to_dict", None)  # $any, $hasid: anyof.py, ids.py
     if custom is not None:
-        return custom(to_dict)  # type: ignore[no-any-return]
+        return custom(to_dict)
     raise TypeError(f"not a filter node: {node!r}")  # pragma: no cover

@@ -71,15 +71,15 @@ def uses_ids(node: Node) -> bool:
     if got is None:
         got = isinstance(node, HasId) or any(uses_ids(c) for c in node.children())
         object.__setattr__(node, "_uses_ids", got)
-    return got  # type: ignore[no-any-return]
+    return got
 
 
 def compile_rows(node: Node, id_leaf: Callable[[HasId], RowFn]) -> RowFn:
     """A matcher of ``(metadata, x)`` where ``id_leaf(h)`` answers each ``HasId``
     from ``x`` (a record id, or a row position with a precomputed mask)."""
     if not uses_ids(node):
-        f = node._fn  # type: ignore[attr-defined]
-        return lambda md, _x: f(md)  # type: ignore[no-any-return]
+        f = node._fn
+        return lambda md, _x: f(md)
     if isinstance(node, HasId):
         return id_leaf(node)
     if isinstance(node, Not):

@@ -51,7 +51,8 @@ class _Parser:
         raw = self.text[tok.pos : tok.end]
         if len(raw) > 24:
             raw = raw[:21] + "..."
-        kinds = {"num": "number", "str": "string", "ident": "name", "qident": "name", "kw": "keyword"}
+        kinds = {"num": "number", "str": "string", "ident": "name", "qident": "name",
+                 "kw": "keyword"}
         return f"{kinds[tok.kind]} {raw}" if tok.kind in kinds else repr(raw)
 
     # grammar -------------------------------------------------------------
@@ -153,7 +154,7 @@ class _Parser:
     def name(self) -> str:
         tok = self.next()
         if tok.kind in ("ident", "qident"):
-            return tok.value  # type: ignore[no-any-return]
+            return tok.value
         if tok.kind == "kw":
             raw = self.text[tok.pos : tok.end]
             raise self.error(
@@ -209,13 +210,14 @@ class _Parser:
                 return IsNull(path, negate)
         raise self.error(
             tok.pos,
-            f"expected an operator ({_OPS_HELP}) after the field name but found {self.describe(tok)}",
+            f"expected an operator ({_OPS_HELP}) after the field name but found "
+            f"{self.describe(tok)}",
         )
 
     def value(self, after: str) -> Scalar:
         tok = self.next()
         if tok.kind in ("num", "str"):
-            return tok.value  # type: ignore[no-any-return]
+            return tok.value
         if tok.kind == "kw" and tok.value in ("TRUE", "FALSE", "NULL"):
             return {"TRUE": True, "FALSE": False, "NULL": None}[tok.value]
         if tok.kind == "ident" and tok.value.lower() in ("inf", "infinity", "nan"):
@@ -238,8 +240,8 @@ class _Parser:
         if open_.kind not in ("(", "["):
             raise self.error(
                 open_.pos,
-                f"{after} needs a list of values in parentheses or brackets, e.g. (1, 2) or ['a', 'b'];"
-                f" found {self.describe(open_)}",
+                f"{after} needs a list of values in parentheses or brackets, e.g. (1, 2) or "
+                f"['a', 'b']; found {self.describe(open_)}",
             )
         close = ")" if open_.kind == "(" else "]"
         if self.peek().kind == close:

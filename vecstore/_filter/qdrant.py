@@ -129,7 +129,7 @@ def _filter(obj: Mapping[Any, Any], kp: str, depth: int) -> Node | None:
 
 def _build(fn: Any, items: list[Node], kp: str) -> Node:
     try:
-        return fn(*items)  # type: ignore[no-any-return]
+        return fn(*items)
     except FilterError as e:
         raise _error(kp, str(e)) from None
 

@@ -146,7 +146,8 @@ def false(_x: Any) -> bool:
     return False
 
 
-_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _EXACT = {NUM: (int, float), STR: (str,), BOOL: (bool,)}
 
 

@@ -40,8 +40,8 @@ from .ast import And, Compare, Contains, InList, IsNull, Node, Not, Or, StartsWi
 from .dict import _child, _error
 from .values import MAX_DEPTH, Scalar, check_literal
 
-_TYPES: dict[str, Any] = {"Text": str, "String": str, "Date": str, "Int": int, "Number": (int, float),
-          "Boolean": bool}
+_TYPES: dict[str, Any] = {"Text": str, "String": str, "Date": str, "Int": int,
+                          "Number": (int, float), "Boolean": bool}
 SCALAR_KEYS = {f"value{t}": t for t in _TYPES}
 ARRAY_KEYS = {f"value{t}Array": t for t in _TYPES}
 _CMP = {"Equal": "=", "GreaterThan": ">", "GreaterThanEqual": ">=", "LessThan": "<",

@@ -39,7 +39,10 @@ class Layout:
 
     def __init__(self, head: bytes, dim: int) -> None:
         f = HEADER.unpack(head)
-        self.n, self.size, self.label_off, self.data_off = f[2], f[3], f[4], f[5]
+        self.n: int = f[2]
+        self.size: int = f[3]
+        self.label_off: int = f[4]
+        self.data_off: int = f[5]
         self.vec = 4 * dim
         if f[0] != 0 or self.data_off + self.vec != self.label_off or \
                 self.label_off + 8 != self.size:
@@ -78,7 +81,7 @@ def strip(full: str, out: BinaryIO, dim: int) -> int:
 
 def graph_file_size(index: Any) -> int:
     """What :func:`strip` writes for ``index``."""
-    return int(index.index_file_size()) - 4 * index.dim * index.element_count
+    return int(index.index_file_size() - 4 * index.dim * index.element_count)
 
 
 def _scratch() -> tuple[int, str, bool]:

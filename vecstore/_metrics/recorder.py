@@ -158,9 +158,10 @@ class Metrics:
     records_written: int = 0
     records_written_by_partition: dict[str, int] = field(default_factory=dict)
     commits: int = 0
-    group_commit_size: Histogram = Histogram.empty(SIZE_BOUNDS)
-    commit_seconds: Histogram = Histogram.empty(SECONDS_BOUNDS)
-    transaction_seconds: Histogram = Histogram.empty(SECONDS_BOUNDS)
+    # Histogram is frozen: one shared empty default is safe.
+    group_commit_size: Histogram = Histogram.empty(SIZE_BOUNDS)  # noqa: RUF009
+    commit_seconds: Histogram = Histogram.empty(SECONDS_BOUNDS)  # noqa: RUF009
+    transaction_seconds: Histogram = Histogram.empty(SECONDS_BOUNDS)  # noqa: RUF009
     query_latency_by_strategy: dict[str, Histogram] = field(default_factory=dict)
     segment_rows_built: int = 0
     segment_build_seconds_by_kind: dict[str, Histogram] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._segments.costs import plan as costs_plan
-from .._segments.segment import EXACT_BELOW, OVERFETCH_MIN
+from .._segments.segment import EXACT_BELOW
 
 EXACT_MAX = EXACT_BELOW  # at most this many matching rows: scan them exactly
 # OVERFETCH_MIN (from segment.py): at least this share matching: HNSW with over-fetch

@@ -82,7 +82,7 @@ def block_key(pid: int, last_rowid: int) -> bytes:
     return U32.pack(pid) + U64.pack(last_rowid)
 
 
-def split_block_key(key: bytes) -> tuple[int, int]:
+def split_block_key(key: bytes | memoryview) -> tuple[int, int]:
     """(pid, last rowid) of a ``vblocks`` key."""
     return U32.unpack_from(key)[0], U64.unpack_from(key, 4)[0]
 

@@ -43,7 +43,8 @@ def row_meta_cbor(raw: bytes) -> bytes:
     return bytes(raw[6 + _HEAD.unpack_from(raw)[1]:])
 
 
-def lookup(cur: lmdb.Cursor, pid: int, rid: str, version: int | None = None) -> tuple[int, int] | None:
+def lookup(cur: lmdb.Cursor[bytes], pid: int, rid: str,
+           version: int | None = None) -> tuple[int, int] | None:
     """(version, rowid) of the id's newest history entry at or before
     ``version`` (None = latest); None if absent or deleted then."""
     prefix = hist_prefix(pid, rid)
@@ -65,7 +66,7 @@ def lookup(cur: lmdb.Cursor, pid: int, rid: str, version: int | None = None) -> 
 class Reader:
     """Decodes records by rowid inside one read transaction."""
 
-    def __init__(self, storage: Storage, txn: lmdb.Transaction, zero_copy: bool = False
+    def __init__(self, storage: Storage, txn: lmdb.Transaction[bytes], zero_copy: bool = False
                  ) -> None:
         """``zero_copy``: see :class:`VectorTable` (snapshot reads only)."""
         self.storage = storage

@@ -229,7 +229,7 @@ class VectorTable:
             if not cur.set_range(prefix):
                 return
             for key, raw in cur:
-                if not bytes(key[:4]) == prefix:
+                if bytes(key[:4]) != prefix:
                     break
                 rowids, mat = decode_block(raw, self.dim)
                 yield bytes(key), rowids, mat

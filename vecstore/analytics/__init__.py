@@ -14,12 +14,12 @@ and the result names the version it saw (``result.version``).
 See docs/analytics.md.
 """
 
+from .._analysis.duplicates import find_duplicates
+from .._analysis.recommend import recommend, recommend_collaborative, recommend_hybrid
 from ._result import AnalysisResult, WriteBack, WriteBackConflictError
 from .anomaly import LOF, IsolationForest, ZScoreDetector
 from .clustering import DBSCAN, Hierarchical, KMeansClustering
-from .._analysis.duplicates import find_duplicates
 from .pca import PCA, ReducedStore, reduce_store
-from .._analysis.recommend import recommend, recommend_collaborative, recommend_hybrid
 
 __all__ = [
     "DBSCAN",

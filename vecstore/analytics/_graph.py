@@ -66,7 +66,8 @@ def radius_graph(x: np.ndarray, eps: float) -> object:
     rows_l, cols_l, data_l = [], [], []
     for s in range(0, n, BATCH):
         lims, _d, idx = index.range_search(x[s:s + BATCH], radius)  # type: ignore[attr-defined]
-        r = np.repeat(np.arange(s, s + lims.size - 1, dtype=np.int64), np.diff(lims).astype(np.int64))
+        r = np.repeat(np.arange(s, s + lims.size - 1, dtype=np.int64),
+                      np.diff(lims).astype(np.int64))
         c = idx.astype(np.int64)
         d = _exact(x, r, c)
         keep = d <= eps

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .._analysis.source import Progress, Source, have, need, read
 from .._errors import InvalidArgumentError
 from ._result import AnalysisResult
-from .._analysis.source import Progress, Source, have, need, read
 from .clustering import _check_backend, _pos_int
 
 LOF_FAISS_FROM = 20_000  # rows; faiss k-NN graph 1.4x faster at 20,000, slower at 5,000

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from .._analysis.source import Progress, Source, have, need, read
 from .._errors import InvalidArgumentError
 from ._result import AnalysisResult
-from .._analysis.source import Progress, Source, have, need, read
 
 FAISS_KMEANS_FROM = 50_000  # rows; faiss already 1.8x faster at 20,000 (bench_analytics.py)
 FAISS_GRAPH_FROM = 5_000  # DBSCAN: faiss range search 1.9x faster at 5,000 rows

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from .._analysis.source import Progress, need, read
 from .._errors import InvalidArgumentError
 from .._segments.segment import prepare
 from .._types import Config, Distance
-from .._analysis.source import Progress, need, read
 from .clustering import _pos_int
 
 
@@ -75,15 +75,15 @@ class PCA:
 
     @property
     def explained_variance_ratio(self) -> np.ndarray:
-        return self._fitted().explained_variance_ratio_  # type: ignore[no-any-return]
+        return self._fitted().explained_variance_ratio_
 
     @property
     def components(self) -> np.ndarray:
-        return self._fitted().components_.astype(np.float32)  # type: ignore[no-any-return]
+        return self._fitted().components_.astype(np.float32)
 
     @property
     def mean(self) -> np.ndarray:
-        return self._fitted().mean_.astype(np.float32)  # type: ignore[no-any-return]
+        return self._fitted().mean_.astype(np.float32)
 
 
 def _topk(queries: np.ndarray, base: np.ndarray, k: int, metric: str,

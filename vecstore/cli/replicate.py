@@ -41,10 +41,11 @@ def register(sub: Any, cmd: Any) -> None:
 
 def run_replicate(args: argparse.Namespace) -> int:
     from .._api.sync import VecStore
+    from .._errors import InvalidArgumentError
     from ..migration.replicate import QdrantReplicator, open_client
 
     if args.batch_size < 1:
-        raise ValueError("--batch-size must be positive")
+        raise InvalidArgumentError("--batch-size must be positive")
     stopping = {"now": False}
 
     def on_term(_sig: int, _frame: Any) -> None:

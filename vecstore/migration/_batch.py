@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import cbor2
 import numpy as np
 
-from .._errors import MigrationError, VecStoreError
 from .._engine.ops import Upsert
-from .._storage.records import lookup
+from .._errors import MigrationError, VecStoreError
 from .._storage.keys import k64
+from .._storage.records import lookup
 from .._types import Distance
 from .._validate import (
     MAX_METADATA_BYTES,
@@ -276,7 +276,8 @@ class BatchMaker:
                 rows.append(vec)
             if not rows:
                 return [], np.empty((0, dim or 1), np.float32)
-            full = np.zeros((len(cands), dim), np.float64)  # type: ignore[arg-type]
+            assert dim is not None  # set from the first row above
+            full = np.zeros((len(cands), dim), np.float64)
             full[keep] = np.stack(rows)
             mat = full
         with np.errstate(over="ignore", invalid="ignore"):
@@ -320,8 +321,8 @@ class BatchMaker:
             for i in keep:
                 rid = ids[i]
                 dup = rid in seen or rid in prev
-                if not dup and cur is not None:
-                    hit = lookup(cur, pm.pid, rid)  # type: ignore[union-attr]
+                if not dup and cur is not None and pm is not None:
+                    hit = lookup(cur, pm.pid, rid)
                     if hit is not None and hit[0] > self._base:
                         v = hit[0]
                         if v not in ours:

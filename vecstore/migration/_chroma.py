@@ -10,7 +10,7 @@ document the parser cannot continue past, raise :class:`MigrationError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import ijson
@@ -39,7 +39,7 @@ _CHROMA_COLUMNS = (("ids", True), ("embeddings", True), ("metadatas", False), ("
 class _Column:
     """One independently parsed Chroma column."""
 
-    __slots__ = ("name", "required", "file", "items", "count", "absent")
+    __slots__ = ("absent", "count", "file", "items", "name", "required")
 
     def __init__(self, name: str, required: bool, path: str) -> None:
         self.name, self.required, self.count, self.absent = name, required, 0, False
@@ -84,7 +84,7 @@ def _chroma_row(pos: int, values: list[Any]) -> SourceRecord:
     return SourceRecord(pos, id_, emb, meta, doc, err, excerpt_value(row))
 
 
-def read_chroma(path: str, start: int) -> Iterator[SourceRecord]:
+def read_chroma(path: str, start: int) -> Generator[SourceRecord, None, None]:
     cols: list[_Column] = []
     try:
         for name, required in _CHROMA_COLUMNS:

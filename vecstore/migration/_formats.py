@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 
 import ijson
@@ -66,7 +66,7 @@ _CHUNK = 16 << 10
 
 def open_reader(fmt: str, path: str | os.PathLike[str], *, start: int = 0,
                 vector_name: str | None = None,
-                reject_malformed: bool = False) -> Iterator[SourceRecord]:
+                reject_malformed: bool = False) -> Generator[SourceRecord, None, None]:
     """Stream the records of an export file, starting at record ``start``.
 
     The format, the ``start`` argument and the file's existence are checked

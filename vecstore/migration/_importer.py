@@ -289,6 +289,7 @@ async def run_async(run: ImportRun, submit: Callable[[WriteRequest], Any]) -> Mi
         async def produce() -> None:
             async with send:
                 while True:
+                    item: tuple[Batch, WriteRequest] | tuple[None, Exception] | None
                     try:
                         item = await anyio.to_thread.run_sync(run.next_request)
                     except Exception as exc:  # the consumer raises it, in order

@@ -177,7 +177,7 @@ class RejectLog:
             return self.size
         try:
             if self._f is None:
-                self._f = open(self.path, "ab")
+                self._f = open(self.path, "ab")  # noqa: SIM115 - kept open, closed by close()
             data = "".join(json.dumps({**f.to_dict(), "id": _json_id(f.id)},
                                       ensure_ascii=False) + "\n" for f in failures)
             self._f.write(data.encode("utf-8", "backslashreplace"))

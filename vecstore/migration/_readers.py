@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
@@ -265,7 +265,7 @@ def _loads_line(line: bytes) -> object:
 
 
 def read_jsonl(path: str, start: int, vector_name: str | None,
-               reject_malformed: bool = False) -> Iterator[SourceRecord]:
+               reject_malformed: bool = False) -> Generator[SourceRecord, None, None]:
     """Qdrant points, one per non-blank line.  A line that is not JSON
     raises MigrationError, or with ``reject_malformed`` becomes an error
     record of its own (every line has a position, parsed or not, so resume
@@ -313,7 +313,7 @@ def probe_kind_events(path: str, key: str) -> str:
 
 
 def read_document(fmt: str, path: str, start: int,
-                   vector_name: str | None) -> Iterator[SourceRecord]:
+                   vector_name: str | None) -> Generator[SourceRecord, None, None]:
     build = _DOC_BUILDERS[fmt]
     f = open_binary(path)
     pos = 0

@@ -21,8 +21,8 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Generator
+from typing import IO, Any, BinaryIO
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def _child(argv: list[str]) -> int:
     return 0
 
 
-def _read_exact(f: BinaryIO, n: int) -> bytes | None:
+def _read_exact(f: IO[bytes], n: int) -> bytes | None:
     buf = bytearray()
     while len(buf) < n:
         chunk = f.read(n - len(buf))
@@ -119,7 +119,7 @@ def open_reader_subprocess(fmt: str, path: str, start: int, vector_name: str | N
     env["PYTHONPATH"] = os.pathsep.join([pkg_root] + ([env["PYTHONPATH"]]
                                                       if env.get("PYTHONPATH") else []))
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
-    errlog = tempfile.TemporaryFile()
+    errlog = tempfile.TemporaryFile()  # noqa: SIM115 - the child's stderr; ChildReader closes it
     try:
         proc = subprocess.Popen(
             [sys.executable, "-c", "import sys; from vecstore.migration._subreader import "
@@ -164,7 +164,7 @@ class ChildReader:
         except Exception:
             pass
 
-    def _frames(self) -> Iterator[SourceRecord]:
+    def _frames(self) -> Generator[SourceRecord, None, None]:
         proc = self._proc
         assert proc.stdout is not None
         while True:

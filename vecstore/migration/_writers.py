@@ -220,8 +220,8 @@ def _write_rows(fmt: str, out: IO[str], rows: Iterable[Row], text_field: str | N
 def _write_chroma(out: IO[str], rows: Iterable[Row], spool_dir: str,
                   hdr: str | None = None) -> int:
     """Columnar Chroma document in one pass, spooling three columns."""
-    spools = [
-        tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n", dir=spool_dir,
+    spools = [  # closed in the finally below
+        tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n", dir=spool_dir,  # noqa: SIM115
                                prefix=".vecstore-export-", buffering=_BUFFER)
         for _ in range(3)
     ]

@@ -35,7 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import CorruptionError, MigrationError, VersionNotRetainedError
+from .._errors import (
+    CorruptionError,
+    InvalidArgumentError,
+    MigrationError,
+    VersionNotRetainedError,
+)
 
 NAMESPACE = uuid.UUID("6f2b7f1e-52a4-5b8e-9c39-1d7a0c3e5e17")  # vecstore's uuid5 namespace
 ID_KEY, PART_KEY, MARK_KEY = "vecstore_id", "vecstore_partition", "vecstore"
@@ -77,11 +82,11 @@ class QdrantReplicator:
                  retries: int = 6, backoff: float = 0.2,
                  on_batch: Callable[[ReplicationStats], Any] | None = None) -> None:
         if layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+            raise InvalidArgumentError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         if not isinstance(collection, str) or not collection:
-            raise ValueError("collection must be a non-empty str")
+            raise InvalidArgumentError("collection must be a non-empty str")
         if batch_size < 1:
-            raise ValueError("batch_size must be positive")
+            raise InvalidArgumentError("batch_size must be positive")
         self.client = client
         self.collection = collection
         self.layout = layout
