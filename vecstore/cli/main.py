@@ -126,11 +126,10 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from .hybrid import hybrid_line, hybrid_query, hybrid_scores
-
     from .._api.sync import VecStore
     from .._errors import VecStoreError
     from .._types import Query
+    from .hybrid import hybrid_line, hybrid_query, hybrid_scores
 
     flt: Any = args.filter
     if flt is not None and flt.lstrip().startswith("{"):
