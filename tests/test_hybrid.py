@@ -186,3 +186,34 @@ def test_cli_query_text(tmp_path: Path) -> None:
                          text=True, cwd=root, check=True).stdout
     res = json.loads(out)["results"]
     assert len(res) == 2 and all("vector_score" in r and "text_score" in r for r in res)
+
+
+@pytest.mark.parametrize("kind", ["hnswlib", "faiss"])
+def test_sealed_segments_score_both_sides(tmp_path: Path, kind: str) -> None:
+    """Sealed segments (vectors from the index's RAM or from LMDB): every
+    result's vector score is the store's own score for that record."""
+    with _store(tmp_path / "s", index_kind=kind) as s:
+        s.optimize()
+        q = _vec(42)
+        exact = {r.id: r.score for r in s.query(q, k=6)}
+        for r in s.query(HybridQuery(q, "rust python kernel", k=6)):
+            assert math.isclose(r.vector_score, exact[r.id], rel_tol=1e-5, abs_tol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["pinecone", "qdrant"])
+def test_sparse_vectors_survive_export_and_import(tmp_path: Path, fmt: str) -> None:
+    from vecstore.migration import MigrationConfig, PineconeMigration, QdrantMigration
+    from vecstore.migration._export import export_snapshot
+
+    with VecStore.open(str(tmp_path / "a"), Config(dim=8)) as s:
+        s.upsert("x", _vec(0), {"k": 1}, sparse={5: 0.5, 2: 1.5})
+        s.upsert("y", _vec(1), {"k": 2})
+        export_snapshot(s.snapshot(), fmt, str(tmp_path / "out"), "document")
+    doc = (tmp_path / "out").read_text()
+    assert ("sparse_values" if fmt == "pinecone" else '"sparse":{"indices":[2,5]') in doc
+    mig = (PineconeMigration if fmt == "pinecone" else QdrantMigration)(MigrationConfig())
+    with VecStore.open(str(tmp_path / "b"), Config(dim=8)) as s:
+        stats = mig.import_from_file(str(tmp_path / "out"), s)
+        assert stats.total_vectors == 2 and stats.errors == 0
+        got = s.query(HybridQuery(None, sparse={2: 1.0, 5: 1.0}))
+        assert [(r.id, r.score) for r in got] == [("x", 2.0)]

@@ -62,7 +62,8 @@ PINECONE = """{"namespace": "ns1",
 PINECONE_EXPECTED = [
     R(0, "a", [0.5, -1.25, 3], {"genre": "drama", "year": 2020, "tags": ["x", {"y": None}]},
       None),
-    R(1, "b", [0.001, 250.0, 0], None, None),
+    R(1, "b", [0.001, 250.0, 0], None, None,
+      sparse={"indices": [1], "values": [0.5]}),  # sparse_values kept (issue #13)
     R(2, "c", None, {"k": 1}, None, "missing 'values'"),
     R(3, None, None, None, None, "record is not an object (got int)"),
     R(4, None, [1.0], None, None, "missing 'id'"),

@@ -195,18 +195,24 @@ def score_rows(segs: Sequence[Any], path: tuple[str, ...], qterms: np.ndarray, h
         want = np.flatnonzero(left)
         at = np.minimum(np.searchsorted(seg.rowids[:n], rowids[want]), n - 1)
         hit = seg.rowids[at] == rowids[want]
-        for i, p in zip(want[hit].tolist(), at[hit].tolist()):
-            left[i] = False
-            s, e = int(col.doff[p]), int(col.doff[p + 1])
-            terms = col.dterm[s:e]
-            j = np.minimum(np.searchsorted(sq, terms), sq.size - 1)
-            m = sq[j] == terms
-            if not m.any():
-                continue
-            qi = order[j[m]]
-            w = col.dtf[s:e][m].astype(np.float64)
-            if not sparse:
-                w = w * (k1 + 1.0) / (w + k1 * (1.0 - b + b * float(col.dlen[p]) /
-                                                (hits.avgdl or 1.0)))
-            out[i] = float((qw[qi] * w).sum())
+        idx, p = want[hit], at[hit]
+        left[idx] = False
+        starts = col.doff[p]
+        counts = col.doff[p + 1] - starts
+        if not counts.sum():
+            continue
+        ent = np.repeat(starts - np.cumsum(counts) + counts, counts) + \
+            np.arange(int(counts.sum()))  # every entry of those rows
+        owner = np.repeat(np.arange(p.size), counts)
+        terms = col.dterm[ent]
+        j = np.minimum(np.searchsorted(sq, terms), sq.size - 1)
+        m = sq[j] == terms
+        if not m.any():
+            continue
+        ent, owner, qi = ent[m], owner[m], order[j[m]]
+        w = col.dtf[ent].astype(np.float64)
+        if not sparse:
+            dl = col.dlen[p[owner]].astype(np.float64)
+            w = w * (k1 + 1.0) / (w + k1 * (1.0 - b + b * dl / (hits.avgdl or 1.0)))
+        out[idx] += np.bincount(owner, weights=qw[qi] * w, minlength=p.size)
     return out

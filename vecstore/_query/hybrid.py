@@ -32,6 +32,7 @@ from .._errors import InvalidArgumentError
 from .._filter.core import parse_filter
 from .._metaindex.bm25 import TextHits, merge, score_rows, search
 from .._metaindex.text import SPARSE_PATH, TEXT
+from .._metaindex.textstore import read_sparse
 from .._segments.segment import exact_distances, merge_hits, prepare, to_scores
 from .._storage.records import Reader
 from .._types import Distance, HybridQuery, Query, Result
@@ -160,19 +161,47 @@ class Vectors:
               ) -> list[float]:
         """Exact scores of these rows (as the search scores them)."""
         state = snap._state
+        dist = state.distance
         out: dict[int, float] = {}
         by_pid: dict[int, list[int]] = {}
         for r in rowids:
             by_pid.setdefault(pids[r], []).append(r)
+        parts = {ps.pid: ps for ps in state.parts.values()}
         for pid, rows in by_pid.items():
-            mat = prepare(reader.vectors(pid, np.asarray(rows, np.int64), state.dim),
-                          state.distance)
-            sc = to_scores(exact_distances(mat, self.query, state.distance).astype(np.float64),
-                           state.distance)
-            if state.distance is Distance.EUCLIDEAN:
-                sc = -sc
-            out.update(zip(rows, sc.tolist()))
+            want = np.asarray(rows, np.int64)
+            got = _in_memory(parts[pid], want, self.query, dist) if pid in parts else {}
+            rest = want[[r not in got for r in rows]] if got else want
+            if rest.size:
+                mat = prepare(reader.vectors(pid, rest, state.dim), dist)
+                got.update(zip(rest.tolist(), exact_distances(mat, self.query, dist).tolist()))
+            d = np.asarray([got[r] for r in rows], np.float64)
+            sc = to_scores(d, dist)
+            out.update(zip(rows, (-sc if dist is Distance.EUCLIDEAN else sc).tolist()))
         return [out[r] for r in rowids]
+
+
+def _in_memory(ps: Any, rowids: np.ndarray, q: np.ndarray, dist: Distance) -> dict[int, float]:
+    """Distances of the rows a segment holds in RAM: the growing segment's
+    vectors, a sealed index that scans its own exact rows (``scan``)."""
+    out: dict[int, float] = {}
+    for seg in ps.segments():
+        n = seg.n
+        if n == 0:
+            continue
+        at = np.minimum(np.searchsorted(seg.rowids[:n], rowids), n - 1)
+        hit = seg.rowids[at] == rowids
+        if not hit.any():
+            continue
+        pos = at[hit]
+        index = getattr(seg, "index", None)
+        if index is None:  # growing: prepared vectors in RAM
+            d = exact_distances(seg.vecs[pos], q, dist)
+        elif getattr(index, "scan", None) is not None and getattr(index, "exact", True):
+            d = index.scan(q, pos)
+        else:
+            continue
+        out.update(zip(rowids[hit].tolist(), np.asarray(d, np.float64).tolist()))
+    return out
 
 
 def vector_side(snap: Any, q: HybridQuery, depth: int, prep: Any, reader: Reader) -> Vectors:
@@ -278,6 +307,27 @@ def run(snap: Any, q: HybridQuery, prep: Any) -> list[Result]:
     pid_names = {ps.pid: ps.name for ps in snap._state.parts.values()}
     return [Result(rid, f, meta, None, pid_names.get(pid, "?"), v, t)
             for f, v, t, (pid, rid, meta) in zip(scores, vsc, tsc, rows)]
+
+
+def has_sparse(snap: Any) -> bool:
+    """Has any record of the store ever had a sparse vector?"""
+    return SPARSE_PATH in snap._state.indexes
+
+
+def sparse_vectors(snap: Any, ids: list[str]) -> list[dict[int, float] | None]:
+    """The sparse vectors of records ``ids`` of the snapshot's partition at
+    its version (None where a record has none), in one read transaction."""
+    ps = snap._state.parts.get(snap._partition)
+    if ps is None:
+        return [None] * len(ids)
+    out: list[dict[int, float] | None] = []
+    with snap._reader() as txn:
+        reader = Reader(snap._engine.storage, txn)
+        for rid in ids:
+            hit = reader.find(ps.pid, rid, snap._version)
+            sv = None if hit is None else read_sparse(snap._engine.storage, txn, hit[1])
+            out.append(None if sv is None else dict(zip(sv[0].tolist(), sv[1].tolist())))
+    return out
 
 
 def explain(snap: Any, q: HybridQuery) -> QueryPlan:

@@ -36,6 +36,7 @@ from .._validate import (
     MAX_METADATA_BYTES,
     check_id,
     check_metadata,
+    check_sparse,
     dedupe_last,
     encode_metadata,
 )
@@ -186,6 +187,7 @@ class BatchMaker:
         deletes: list[str] = []  # tombstones of an incremental export
         ids: list[str] = []
         metas: list[bytes] = []
+        sparses: list[Any] = []  # per candidate: (indices, weights) or None
         for rec in recs:
             try:
                 if rec.error is not None:
@@ -204,6 +206,10 @@ class BatchMaker:
                 data = cbor2.dumps(meta)
                 if len(data) > MAX_METADATA_BYTES:
                     encode_metadata(meta)  # raises
+                try:
+                    sparse = None if rec.sparse is None else check_sparse(rec.sparse)
+                except VecStoreError as exc:
+                    raise Reject("sparse", f"sparse vector: {exc}") from None
             except Reject as exc:
                 fails.append(Failure(rec.position, rec.id, exc.reason, exc.code))
                 continue
@@ -214,6 +220,7 @@ class BatchMaker:
             cands.append(rec)
             ids.append(rid)
             metas.append(data)
+            sparses.append(sparse)
         keep, mat = self._vectors(fails, cands)
         if keep:
             keep = self._check_values(fails, cands, keep, mat)
@@ -234,8 +241,11 @@ class BatchMaker:
                 out = mat[np.asarray(keep, np.intp)]
                 ids = [ids[i] for i in keep]
                 metas = [metas[i] for i in keep]
+                sparses = [sparses[i] for i in keep]
             batch.request = Upsert(self._partition, ids, np.ascontiguousarray(out), metas,
-                                   self._message)
+                                   self._message,
+                                   sparse=sparses if any(sp is not None for sp in sparses)
+                                   else None)
         if deletes:
             batch.request = with_deletes(batch.request, self._partition, deletes,
                                          self._message, self._engine.dim)

@@ -54,6 +54,7 @@ class SourceRecord:
     error: str | None = None
     excerpt: str | None = field(default=None, compare=False)
     deleted: bool = False  # a tombstone of an incremental export (``--since``)
+    sparse: object = None  # a sparse vector (Pinecone sparse_values, a Qdrant named one)
 
 
 #: Excerpts of rejected records are cut to this many characters.
@@ -183,7 +184,8 @@ def _pinecone_record(pos: int, obj: object, vector_name: str | None) -> SourceRe
     if gone is not None:
         return gone
     err = join_problems(_problem(obj, "id"), _problem(obj, "values"))
-    return SourceRecord(pos, obj.get("id"), obj.get("values"), obj.get("metadata"), None, err)
+    return SourceRecord(pos, obj.get("id"), obj.get("values"), obj.get("metadata"), None, err,
+                        sparse=obj.get("sparse_values"))
 
 
 def _vector_record(pos: int, obj: object, vector_name: str | None,
@@ -200,10 +202,26 @@ def _vector_record(pos: int, obj: object, vector_name: str | None,
     if (vec is None or vec == []) and meta_key == "properties" \
             and isinstance(obj.get("vectors"), dict):
         vec = obj["vectors"]
+    sparse = None
     if isinstance(vec, dict):
-        vec, verr = pick_named(vec, vector_name)
+        sparse, serr = _sparse_named(vec)  # Qdrant: {"indices", "values"} among named vectors
+        dense = {k: v for k, v in vec.items() if not _is_sparse(v)}
+        vec, verr = pick_named(dense, vector_name)
+        verr = join_problems(verr, serr)
     err = join_problems(_problem(obj, "id"), verr)
-    return SourceRecord(pos, obj.get("id"), vec, obj.get(meta_key), None, err)
+    return SourceRecord(pos, obj.get("id"), vec, obj.get(meta_key), None, err, sparse=sparse)
+
+
+def _is_sparse(v: object) -> bool:
+    return isinstance(v, dict) and set(v) == {"indices", "values"}
+
+
+def _sparse_named(vec: dict[str, Any]) -> tuple[object, str | None]:
+    """The one sparse vector among a point's named vectors (None if none)."""
+    names = [k for k, v in vec.items() if _is_sparse(v)]
+    if len(names) > 1:
+        return None, f"record has several sparse vectors ({', '.join(map(repr, names))})"
+    return (vec[names[0]] if names else None), None
 
 
 def _weaviate_record(pos: int, obj: object, vector_name: str | None) -> SourceRecord:

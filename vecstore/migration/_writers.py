@@ -101,12 +101,23 @@ def _unpack(row: Row, index: int) -> tuple[Any, Any, Any, Any]:
         n = len(row)
     except TypeError:
         n = -1
-    if not 2 <= n <= 4:
+    if not 2 <= n <= 5:
         raise MigrationError(
-            f"record #{index}: expected an (id, vector, metadata, document) tuple, got {row!r:.80}"
+            f"record #{index}: expected an (id, vector, metadata, document[, sparse]) tuple, "
+            f"got {row!r:.80}"
         )
     id_, vec, meta, doc = (*row, None, None)[:4]
     return id_, vec, meta, doc
+
+
+def _sparse_json(row: Row) -> str | None:
+    """A row's sparse vector (its 5th element) as ``{"indices", "values"}`` JSON."""
+    sp = row[4] if len(row) > 4 else None
+    if not sp:
+        return None
+    idx = sorted(sp)
+    return json.dumps({"indices": [int(i) for i in idx],
+                       "values": [float(sp[i]) for i in idx]}, separators=(",", ":"))
 
 
 def _check_int64(value: Any, what: str, id_: Any) -> None:
@@ -205,12 +216,17 @@ def _write_rows(fmt: str, out: IO[str], rows: Iterable[Row], text_field: str | N
         meta = _with_document(fmt, meta, doc, text_field, id_)
         meta_text = _json(meta, "metadata", id_, int64)
         sep = ",\n" if n > 1 else ""
+        sparse = _sparse_json(row)  # (id, vector, metadata, document, sparse)
         if fmt == "qdrant":
+            if sparse is not None:  # named vectors: the dense one and the sparse one
+                vector = f'{{"dense":{vector},"sparse":{sparse}}}'
             out.write(f'{{"id":{ident},"vector":{vector},"payload":{meta_text}}}\n')
         elif fmt == "weaviate":
             out.write(f'{sep}{{"id":{ident},"vector":{vector},"properties":{meta_text}}}')
         else:
             tail = "" if meta is None else f',"metadata":{meta_text}'
+            if sparse is not None:
+                tail += f',"sparse_values":{sparse}'
             out.write(f'{sep}{{"id":{ident},"values":{vector}{tail}}}')
     if fmt != "qdrant":
         out.write("\n]" + ("" if hdr is None else f',\n"vecstore":{hdr}') + "}\n")
