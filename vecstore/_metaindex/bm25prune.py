@@ -2,7 +2,8 @@
 of its commonest query terms (MaxScore, as search engines prune).
 
 The query's terms are split into *rare* ones and *common* ones (postings on
-more than 1/32 of the segment's rows).  Rows holding a rare term are the
+more than 1/32 of the segment's rows); a query of rare terms only is scored
+from their postings directly.  Rows holding a rare term are the
 candidates: they get their full score -- the rare terms' postings summed,
 plus each common term's contribution looked up by binary search in its
 (position-sorted) postings.  A row holding only common terms scores at most
@@ -44,7 +45,7 @@ def top_k(col: Any, slices: list[tuple[int, int, int, int]], idf: np.ndarray, k:
     n = col.n
     common = [s for s in slices if (s[3] - s[2]) * COMMON > n]
     rare = [s for s in slices if (s[3] - s[2]) * COMMON <= n]
-    if not common or not rare:
+    if not rare:
         return None
     _u, _o, tpos, _w = col._inverted()
     tw, tmax = col.bm25_weights(k1, b, avgdl)
@@ -56,6 +57,8 @@ def top_k(col: Any, slices: list[tuple[int, int, int, int]], idf: np.ndarray, k:
     if mask is not None:
         keep = mask[cand]
         cand, sc = cand[keep], sc[keep]
+    if not common:  # every row with a query term is a candidate: exact as it is
+        return sc, cand
     if cand.size < k:
         return None
     for qi, _i, s, e in common:
