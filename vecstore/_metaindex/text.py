@@ -1,8 +1,8 @@
 """BM25 text indexes and sparse vectors: their in-memory columns.
 
 Persistent part (written by the writer in the same transaction as the rows,
-see :mod:`.textstore`): ``tpost`` (postings: field · term · rowid -> tf)
-and ``tdocs`` (field · rowid -> document length) per text index; ``sparse``
+see :mod:`.textstore`): ``tdocs`` (field · rowid -> the row's postings:
+length, terms, frequencies) per text index; ``sparse``
 (rowid -> the row's sparse vector).
 
 In-memory part, per segment and index, aligned with the segment's

@@ -3,10 +3,12 @@
 Written by the writer in the same transaction as the rows they describe
 (so a kill never leaves them disagreeing), purged with their rows:
 
-* ``tpost``: field id · term · 0x00 · rowid -> term frequency (u32), one
-  key per distinct term of a row's text;
-* ``tdocs``: field id · rowid -> the text's length in terms (u32), one key
-  per row whose field holds a str (the rows BM25 counts);
+* ``tdocs``: field id · rowid -> the row's postings: the text's length in
+  terms, its distinct terms and their frequencies (``keys.tdocs_value``);
+  one key per row whose field holds a str (the rows BM25 counts).  Grouped
+  by row, not by term: a write appends one value per row (term-major keys
+  would be ~10 random B-tree inserts per row), and the term-major order
+  searches need is built in memory per segment anyway;
 * ``sparse``: rowid -> the row's sparse vector (indices ascending).
 
 Rows are immutable, so entries are only ever added, and deleted with their
@@ -24,14 +26,13 @@ import numpy as np
 from .._storage.env import Storage
 from .._storage.keys import (
     U16,
-    U32,
     k64,
     sparse_value,
     split_sparse_value,
     split_tdocs_key,
-    split_tpost_key,
+    split_tdocs_value,
     tdocs_key,
-    tpost_key,
+    tdocs_value,
     u64,
 )
 from .analysis import Analyzer
@@ -53,83 +54,49 @@ def analyze(an: Analyzer, meta: Mapping[str, Any], path: tuple[str, ...]
     return counts
 
 
-def text_puts(fid: int, counts: dict[str, int], rowid: int
-              ) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, bytes]]:
-    """(postings, document length) entries of one row."""
-    posts = [(tpost_key(fid, t, rowid), U32.pack(c)) for t, c in counts.items()]
-    return posts, (tdocs_key(fid, rowid), U32.pack(sum(counts.values())))
-
-
 def write_text(st: Storage, txn: lmdb.Transaction, fid: int,
                rows: Iterable[tuple[int, dict[str, int]]]) -> None:
-    """Write the entries of ``(rowid, term counts)`` rows."""
-    posts: list[tuple[bytes, bytes]] = []
-    docs: list[tuple[bytes, bytes]] = []
-    for rowid, counts in rows:
-        p, d = text_puts(fid, counts, rowid)
-        posts.extend(p)
-        docs.append(d)
-    posts.sort()
-    docs.sort()
-    with txn.cursor(db=st.db("tpost")) as c:
-        c.putmulti(posts)
-    with txn.cursor(db=st.db("tdocs")) as c:
-        c.putmulti(docs)
+    """Write the postings of ``(rowid, term counts)`` rows (one ``tdocs``
+    value per row: keys ascend with the rowids, so a batch appends)."""
+    items = [(tdocs_key(fid, rowid), tdocs_value(counts)) for rowid, counts in rows]
+    if items:
+        with txn.cursor(db=st.db("tdocs")) as c:
+            c.putmulti(items)
 
 
 def delete_text(st: Storage, txn: lmdb.Transaction, fid: int, counts: dict[str, int] | None,
                 rowid: int) -> None:
-    if counts is None:
-        return
-    db = st.db("tpost")
-    for t in counts:
-        txn.delete(tpost_key(fid, t, rowid), db=db)
-    txn.delete(tdocs_key(fid, rowid), db=st.db("tdocs"))
+    if counts is not None:
+        txn.delete(tdocs_key(fid, rowid), db=st.db("tdocs"))
 
 
 def drop_text(st: Storage, txn: lmdb.Transaction, fid: int) -> None:
     """Delete every entry of the text index ``fid``."""
     prefix = U16.pack(fid)
-    for name in ("tpost", "tdocs"):
-        with txn.cursor(db=st.db(name)) as cur:
-            if cur.set_range(prefix):
-                while cur.key()[:2] == prefix:
-                    if not cur.delete():
-                        break
+    with txn.cursor(db=st.db("tdocs")) as cur:
+        if cur.set_range(prefix):
+            while cur.key()[:2] == prefix:
+                if not cur.delete():
+                    break
 
 
 def load_text(st: Storage, txn: lmdb.Transaction, fid: int, td: TermDict
               ) -> dict[int, tuple[list[int], list[float]]]:
-    """rowid -> (term ids, frequencies) of the text index ``fid``, from its
-    postings; rows with a ``tdocs`` entry but no terms get empty lists."""
+    """rowid -> (term ids, frequencies) of the text index ``fid``."""
     docs: dict[int, tuple[list[int], list[float]]] = {}
-    db = st.db("tpost")
+    db = st.db("tdocs")
     prefix = U16.pack(fid)
     if db is None:
         return docs
-    with txn.cursor(db=st.db("tdocs")) as cur:
-        if cur.set_range(prefix):
-            for key in cur.iternext(keys=True, values=False):
-                if key[:2] != prefix:
-                    break
-                docs[split_tdocs_key(key)[1]] = ([], [])
+    code = td.code
     with txn.cursor(db=db) as cur:
         if not cur.set_range(prefix):
             return docs
-        last = b""
-        code = -1
         for key, val in cur:
             if key[:2] != prefix:
                 break
-            _f, term, rowid = split_tpost_key(key)
-            if term != last:
-                last = term
-                code = td.code(term.decode("utf-8"))
-            d = docs.get(rowid)
-            if d is None:
-                d = docs[rowid] = ([], [])
-            d[0].append(code)
-            d[1].append(float(u64(b"\0\0\0\0" + val)))
+            _len, terms, tfs = split_tdocs_value(val)
+            docs[split_tdocs_key(key)[1]] = ([code(t) for t in terms], [float(x) for x in tfs])
     return docs
 
 

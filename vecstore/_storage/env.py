@@ -20,8 +20,7 @@ tags       tag (utf-8)                   version (u64 BE)
 segs       segment id (u64 BE)           CBOR manifest entry
 segrows    segment id (u64 BE)           rowids (i64 LE) then born (i64 LE)
 ix         field id · value · rowid      b"" (metadata indexes, _metaindex/)
-tpost      field id · term · rowid       term frequency (u32; BM25 postings)
-tdocs      field id · rowid              document length (u32; BM25)
+tdocs      field id · rowid              the row's BM25 postings: length, terms, tfs
 sparse     rowid (u64 BE)                the row's sparse vector (keys.py)
 wal        (owned by the ``wal`` package)
 ========== ============================= =====================================
@@ -54,7 +53,7 @@ log = logging.getLogger("vecstore")
 DB_NAMES = (
     b"meta", b"parts", b"rows", b"vecs", b"hist", b"died",
     b"versions", b"tags", b"segs", b"segrows", b"ix", b"vblocks",
-    b"tpost", b"tdocs", b"sparse", b"chg",
+    b"tdocs", b"sparse", b"chg",
 )
 INITIAL_MAP_SIZE = 64 << 20
 MAX_DBS = 32

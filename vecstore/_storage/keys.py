@@ -11,15 +11,14 @@ hist       pid · id (utf-8) · 0x00 · version (u64)
 chg        version (u64) · pid · id (utf-8): the change feed, by version
 vblocks    pid · last rowid (u64) of the block
 ix         field id (u16) · tag + encoded value · rowid (u64)
-tpost      field id (u16) · term (utf-8) · 0x00 · rowid (u64) -> tf (u32)
-tdocs      field id (u16) · rowid (u64) -> document length in terms (u32)
+tdocs      field id (u16) · rowid (u64) -> the row's postings (``tdocs_value``)
 sparse     rowid (u64) -> the row's sparse vector (``sparse_value``)
 ========== ===================================================
 
 (The value encodings of an ``ix`` key's middle part are the metadata index's
-business: :mod:`vecstore._metaindex.columns`.  ``tpost``/``tdocs`` are the
-BM25 text indexes' postings and document lengths, written in the same
-transaction as their rows: :mod:`vecstore._metaindex.text`.)
+business: :mod:`vecstore._metaindex.columns`.  ``tdocs`` holds the BM25 text
+indexes' postings and document lengths, written in the same transaction as
+their rows: :mod:`vecstore._metaindex.textstore`.)
 """
 
 from __future__ import annotations
@@ -104,16 +103,7 @@ def split_ix_key(key: bytes) -> tuple[int, bytes, int]:
     return U16.unpack_from(key)[0], bytes(key[2:-8]), U64.unpack(key[-8:])[0]
 
 
-# -- tpost / tdocs: BM25 text indexes -----------------------------------------------------
-
-
-def tpost_key(fid: int, term: str, rowid: int) -> bytes:
-    return U16.pack(fid) + term.encode("utf-8") + b"\x00" + U64.pack(rowid)
-
-
-def split_tpost_key(key: bytes) -> tuple[int, bytes, int]:
-    """(field id, term as utf-8 bytes, rowid) of a ``tpost`` key."""
-    return U16.unpack_from(key)[0], bytes(key[2:-9]), U64.unpack(key[-8:])[0]
+# -- tdocs: BM25 text indexes --------------------------------------------------------------
 
 
 def tdocs_key(fid: int, rowid: int) -> bytes:
@@ -123,6 +113,27 @@ def tdocs_key(fid: int, rowid: int) -> bytes:
 def split_tdocs_key(key: bytes) -> tuple[int, int]:
     """(field id, rowid) of a ``tdocs`` key."""
     return U16.unpack_from(key)[0], U64.unpack_from(key, 2)[0]
+
+
+def tdocs_value(counts: dict[str, int]) -> bytes:
+    """A row's postings: u32 length (terms in the text) · u32 n · n u32 term
+    frequencies · the n distinct terms, utf-8, each ended by 0x00."""
+    import numpy as np
+
+    return (U32.pack(sum(counts.values())) + U32.pack(len(counts)) +
+            np.fromiter(counts.values(), "<u4", len(counts)).tobytes() +
+            "".join(t + "\x00" for t in counts).encode("utf-8"))
+
+
+def split_tdocs_value(raw: bytes | memoryview) -> tuple[int, list[str], list[int]]:
+    """(length, distinct terms, their frequencies) of a ``tdocs`` value."""
+    import numpy as np
+
+    buf = bytes(raw)
+    length, n = U32.unpack_from(buf)[0], U32.unpack_from(buf, 4)[0]
+    tfs = np.frombuffer(buf, "<u4", n, 8).tolist()
+    terms = buf[8 + 4 * n:].decode("utf-8").split("\x00")[:n]
+    return length, terms, tfs
 
 
 # -- sparse: rowid -> u32 count · u32 indices (ascending) · f32 weights (little-endian) -----

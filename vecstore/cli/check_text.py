@@ -1,9 +1,9 @@
 """``vecstore check``, text indexes and sparse vectors: postings against records.
 
 For every BM25 text index (``meta["indexes"]``, kind ``text``): the
-``tpost`` entries (term, rowid, frequency) and ``tdocs`` entries (rowid,
-length) must be exactly those the index's recorded analyzer makes of the
-records' text -- no posting of a missing row, none missing for a row.
+``tdocs`` entries (per row: length, terms, frequencies) must be exactly
+those the index's recorded analyzer makes of the records' text -- no
+postings of a missing row, none missing for a row.
 For sparse vectors: each ``sparse`` entry decodes (indices ascending,
 weights finite) and belongs to a record.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from .._metaindex.text import TEXT, TextSpec
 from .._metaindex.textstore import analyze
 from .._storage.env import Storage
-from .._storage.keys import U16, U32, split_sparse_value, split_tdocs_key, split_tpost_key, u64
+from .._storage.keys import U16, split_sparse_value, split_tdocs_key, split_tdocs_value, u64
 from .._storage.records import decode_row
 
 Report = Any  # check._Report: problem(text), checked
@@ -27,7 +27,7 @@ Report = Any  # check._Report: problem(text), checked
 def check_text(st: Storage, txn: lmdb.Transaction, rep: Report) -> None:
     reg = st.get_meta(txn, "indexes", {}) or {}
     texts = {f: d for f, d in reg.items() if d.get("kind") == TEXT}
-    if st.db("tpost") is None:
+    if st.db("tdocs") is None:
         if texts:
             rep.problem("text indexes are registered but the postings table is missing")
         return
@@ -39,9 +39,8 @@ def check_text(st: Storage, txn: lmdb.Transaction, rep: Report) -> None:
 
 
 def _expected(st: Storage, txn: lmdb.Transaction, field: str, spec: TextSpec
-              ) -> tuple[set[tuple[bytes, int, int]], dict[int, int]]:
-    posts: set[tuple[bytes, int, int]] = set()
-    docs: dict[int, int] = {}
+              ) -> dict[int, tuple[int, dict[str, int]]]:
+    docs: dict[int, tuple[int, dict[str, int]]] = {}
     path = tuple(field.split("."))
     for key, raw in txn.cursor(db=st.db("rows")):
         try:
@@ -49,51 +48,43 @@ def _expected(st: Storage, txn: lmdb.Transaction, field: str, spec: TextSpec
         except Exception:
             continue  # reported by the records' check
         counts = analyze(spec.analyzer, meta, path)
-        if counts is None:
-            continue
-        rowid = u64(key)
-        docs[rowid] = sum(counts.values())
-        posts.update((t.encode("utf-8"), rowid, c) for t, c in counts.items())
-    return posts, docs
+        if counts is not None:
+            docs[u64(key)] = (sum(counts.values()), counts)
+    return docs
 
 
-def _actual(st: Storage, txn: lmdb.Transaction, fid: int
-            ) -> tuple[set[tuple[bytes, int, int]], dict[int, int]]:
+def _actual(st: Storage, txn: lmdb.Transaction, fid: int, rep: Report, field: str
+            ) -> dict[int, tuple[int, dict[str, int]]]:
     prefix = U16.pack(fid)
-    posts: set[tuple[bytes, int, int]] = set()
-    docs: dict[int, int] = {}
-    with txn.cursor(db=st.db("tpost")) as cur:
-        if cur.set_range(prefix):
-            for key, val in cur:
-                if key[:2] != prefix:
-                    break
-                _f, term, rowid = split_tpost_key(key)
-                posts.add((term, rowid, U32.unpack(val)[0]))
+    docs: dict[int, tuple[int, dict[str, int]]] = {}
     with txn.cursor(db=st.db("tdocs")) as cur:
         if cur.set_range(prefix):
             for key, val in cur:
                 if key[:2] != prefix:
                     break
-                docs[split_tdocs_key(key)[1]] = U32.unpack(val)[0]
-    return posts, docs
+                rowid = split_tdocs_key(key)[1]
+                try:
+                    length, terms, tfs = split_tdocs_value(val)
+                    docs[rowid] = (length, dict(zip(terms, tfs)))
+                except Exception:
+                    rep.problem(f"text index {field!r}: the postings of row {rowid} are damaged")
+    return docs
 
 
 def _check_index(st: Storage, txn: lmdb.Transaction, rep: Report, field: str,
                  d: dict[str, Any]) -> int:
     spec = TextSpec.from_dict(d.get("text") or {})
-    want_p, want_d = _expected(st, txn, field, spec)
-    got_p, got_d = _actual(st, txn, d["fid"])
-    for term, rowid, tf in sorted(want_p - got_p)[:20]:
-        rep.problem(f"text index {field!r}: row {rowid} lacks its posting for "
-                    f"{term.decode('utf-8', 'replace')!r} (tf {tf})")
-    for term, rowid, tf in sorted(got_p - want_p)[:20]:
-        rep.problem(f"text index {field!r}: posting {term.decode('utf-8', 'replace')!r} -> "
-                    f"row {rowid} (tf {tf}) does not match the record")
-    if want_d != got_d:
-        bad = sorted(set(want_d.items()) ^ set(got_d.items()))
-        rep.problem(f"text index {field!r}: {len(bad)} document lengths disagree with the "
-                    f"records (first: row {bad[0][0]})")
-    return len(got_p)
+    want = _expected(st, txn, field, spec)
+    got = _actual(st, txn, d["fid"], rep, field)
+    for rowid in sorted(set(want) - set(got))[:20]:
+        rep.problem(f"text index {field!r}: row {rowid} has text but no postings")
+    for rowid in sorted(set(got) - set(want))[:20]:
+        rep.problem(f"text index {field!r}: postings of row {rowid}, which has no such text")
+    bad = [r for r in want.keys() & got.keys() if want[r] != got[r]]
+    for rowid in sorted(bad)[:20]:
+        rep.problem(f"text index {field!r}: the postings of row {rowid} do not match its "
+                    f"text ({got[rowid]} vs {want[rowid]})")
+    return sum(len(c) for _l, c in got.values())
 
 
 def _check_sparse(st: Storage, txn: lmdb.Transaction, rep: Report) -> int:
