@@ -89,12 +89,18 @@ class Config:
     (:class:`PQConfig`) in RAM instead of float32 vectors; results are
     re-ranked with the stored float32 vectors, so scores stay exact (it
     needs the ``"faiss"`` index kind, which ``index_kind=None`` then means).
+
+    The index settings (``index_kind``, ``quantization``, ``hnsw_m``,
+    ``ef_construction``) are the store's: ``None`` means "as stored" (for a
+    new store: hnswlib, float32, M 16, ef_construction 200); a value that
+    differs from the stored one raises :class:`ConfigMismatchError` (change
+    them with ``store.reindex(...)``).
     """
 
     dim: int | None = None
     distance: Distance | str = Distance.COSINE
-    hnsw_m: int = 16
-    ef_construction: int = 200
+    hnsw_m: int | None = None  # None: the store's (16 for a new store)
+    ef_construction: int | None = None  # None: the store's (200 for a new store)
     ef_search: int = 64
     durability: Durability = "sync"
     text_field: str | None = None
@@ -120,6 +126,8 @@ class Config:
             raise ConfigMismatchError(f"dim must be a positive int or None, got {self.dim!r}")
         for name in ("hnsw_m", "ef_construction", "ef_search", "seal_threshold"):
             val = getattr(self, name)
+            if val is None and name in ("hnsw_m", "ef_construction"):
+                continue
             if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
                 raise ConfigMismatchError(f"{name} must be a positive int, got {val!r}")
         if self.index_kind is not None and (not isinstance(self.index_kind, str)
@@ -244,6 +252,9 @@ class Stats:
     path: str
     read_only: bool
     extra: dict[str, Any] = field(default_factory=dict)
+    # engines and, per partition, index kinds, quantization, resident bytes
+    # (vecstore._index.stats.index_stats)
+    index: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

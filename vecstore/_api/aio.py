@@ -127,7 +127,7 @@ class _Async:
             return await bridge.wait(loop.submit(loop.writer.submit, op.req))
         if isinstance(op, Call):
             loop = self._h.writer()
-            return await bridge.wait(loop.submit(getattr(loop.writer, op.method)))
+            return await bridge.wait(loop.submit(getattr(loop.writer, op.method), *op.args))
         raise TypeError(f"unknown op {op!r}")
 
     def _aiter(self, op: Op[Iterator[Any]]) -> AsyncIterator[Any]:
@@ -229,6 +229,7 @@ class AsyncVecStore(_Async):
     set_retention = async_method(StoreSpec.set_retention)
     compact = async_method(StoreSpec.compact)
     optimize = async_method(StoreSpec.optimize)
+    reindex = async_method(StoreSpec.reindex)
     refresh = async_method(StoreSpec.refresh)
     backup = async_method(StoreSpec.backup)
 

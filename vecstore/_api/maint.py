@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import asdict
+from typing import Any
 
 import cbor2
 import lmdb
@@ -12,6 +14,7 @@ import lmdb
 from .._engine.engine import Engine
 from .._engine.state import State
 from .._errors import DestinationExistsError
+from .._index.stats import index_stats
 from .._query.snapshot import DEFAULT
 from .._storage.files import fsync_path
 from .._types import Stats
@@ -44,7 +47,20 @@ def make_stats(engine: Engine) -> Stats:
         read_only=engine.read_only,
         extra={"commits": engine.commits, "write_calls": engine.write_calls,
                "wal_seq": engine.last_seq},
+        index=_index(engine, state),
     )
+
+
+def _index(engine: Engine, state: State) -> dict[str, Any]:
+    """``stats().index``: the settings new segments are built with, and per
+    live partition what its segments are and hold in RAM."""
+    out = index_stats({n: ps for n, ps in state.parts.items() if ps.live})
+    cfg = engine.config
+    q = cfg.quantization
+    out["settings"] = {"index_kind": cfg.index_kind,
+                       "quantization": q if q is None or isinstance(q, str) else asdict(q),
+                       "hnsw_m": cfg.hnsw_m, "ef_construction": cfg.ef_construction}
+    return out
 
 
 def backup_store(engine: Engine, dest: str) -> None:

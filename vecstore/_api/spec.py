@@ -27,6 +27,7 @@ from .._analysis.recommend import recommend
 from .._engine import requests as rq
 from .._engine.ops import DropIndex, WriteRequest
 from .._engine.requests import make_create_index
+from .._engine.settings import UNCHANGED, reindex_changes
 from .._engine.versions import (
     list_versions,
     make_retention,
@@ -74,9 +75,10 @@ class Write(Op[T]):
 
 @dataclass
 class Call(Op[T]):
-    """A coroutine method of the writer (``optimize``, ``compact``)."""
+    """A coroutine method of the writer (``optimize``, ``compact``, ``reindex``)."""
 
     method: str
+    args: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -291,6 +293,19 @@ class StoreSpec(PartitionSpec):
         ANN segments (one per partition)."""
         self._h.writable()
         return Call("optimize")
+
+    def reindex(self: Scoped, *, quantization: Any = UNCHANGED, hnsw_m: int | None = None,
+                ef_construction: int | None = None,
+                index_kind: str | None = None) -> Op[None]:
+        """Rebuild every sealed segment with other index settings
+        (``quantization``: None for float32, ``"sq8"`` or a ``PQConfig``;
+        arguments left out keep the store's) in the background; readers
+        never wait, the old segments serve until the new ones and the new
+        settings are published together.  Returns once they are."""
+        eng = self._h.writable()
+        return Call("reindex", (reindex_changes(eng.storage.path, eng.stored_config,
+                                                quantization, hnsw_m, ef_construction,
+                                                index_kind),))
 
     def refresh(self: Scoped) -> Op[None]:
         """Pick up commits made by the writer (read_only stores; a no-op on

@@ -54,7 +54,8 @@ class _Sync:
             return self._h.writer().call(self._h.writer().writer.submit, op.req)
         if isinstance(op, Call):
             writer = self._h.writer()
-            return writer.call(getattr(writer.writer, op.method))  # type: ignore[no-any-return]
+            method = getattr(writer.writer, op.method)
+            return writer.call(method, *op.args)  # type: ignore[no-any-return]
         if isinstance(op, Scan):
             return op.records()  # type: ignore[return-value]
         raise TypeError(f"unknown op {op!r}")
@@ -160,6 +161,7 @@ class VecStore(_Sync):
     set_retention = sync_method(StoreSpec.set_retention)
     compact = sync_method(StoreSpec.compact)
     optimize = sync_method(StoreSpec.optimize)
+    reindex = sync_method(StoreSpec.reindex)
     refresh = sync_method(StoreSpec.refresh)
     backup = sync_method(StoreSpec.backup)
 

@@ -25,13 +25,14 @@ import lmdb
 from wal import CorruptEntryError, WriteAheadLog
 
 from .._errors import ConfigMismatchError, CorruptionError, VecStoreError
-from .._index import DEFAULT_KIND, kind_named
+from .._index import kind_named
 from .._metaindex.indexing import ensure_text_index, load_defs
 from .._metrics.recorder import new_recorder, rows_by_partition, timed_write
 from .._storage.env import Storage
 from .._storage.files import stored_durability, write_durability
 from .._storage.memory import release_after_load
 from .._types import Config, Distance
+from . import settings
 from .changelog import backfill
 from .compact import plan as compact_plan
 from .jobs import SegmentFiles, SegmentJob
@@ -102,10 +103,9 @@ class Engine:
             stored = st.get_meta(txn, "config")
         if stored is None:
             if self.read_only:
-                stored = Config().to_dict()
+                stored = settings.fill(Config().to_dict())
             else:
-                stored = (given or Config()).to_dict()
-                stored["index_kind"] = stored.get("index_kind") or DEFAULT_KIND
+                stored = settings.fill((given or Config()).to_dict())
 
                 def init(txn: lmdb.Transaction) -> None:
                     st.put_meta(txn, "config", stored)
@@ -122,19 +122,12 @@ class Engine:
                 raise ConfigMismatchError(
                     f"store {st.path!r} uses distance {Distance.parse(base.distance).value!r}; "
                     f"opened with {Distance.parse(given.distance).value!r}")
-            stored_kind = stored.get("index_kind") or DEFAULT_KIND
-            if given.index_kind is not None and given.index_kind != stored_kind:
-                raise ConfigMismatchError(
-                    f"store {st.path!r} builds {stored_kind!r} indexes; opened with "
-                    f"index_kind={given.index_kind!r} (open it with index_kind=None to use "
-                    f"the stored kind)")
+            settings.check(st.path, stored, given)  # (index settings: None = as stored)
             runtime = given.to_dict()
             runtime["dim"] = base.dim if base.dim is not None else given.dim
-            runtime["index_kind"] = stored_kind
             base = Config.from_dict(runtime)
         self.stored_config = dict(stored)
-        if base.index_kind is None:  # stores from before index kinds
-            base = dataclasses.replace(base, index_kind=DEFAULT_KIND)
+        base = dataclasses.replace(base, **settings.stored_settings(stored))
         self.config = base
         self.distance = Distance.parse(base.distance)
         dim = base.dim if stored.get("dim") is not None else None

@@ -26,6 +26,7 @@ from .._index import BuildCancelled
 from .compact import Purge
 from .engine import Engine
 from .jobs import SegmentJob
+from .reindex import Reindex
 from .txn import WriteRequest
 
 log = logging.getLogger("vecstore")
@@ -77,6 +78,7 @@ class Writer:
         self._jobs: dict[int, SegmentJob] = {}
         self._plan_lock = trio.Lock()
         self._optimizing = 0
+        self._maint = trio.Lock()  # optimize, compact, reindex: one at a time
         self._nursery: trio.Nursery | None = None
         self.closed = False
 
@@ -133,19 +135,24 @@ class Writer:
         """Seal every growing segment and merge each partition's segments
         into one; return once the rows written before the call are indexed."""
         target = self.engine.next_rowid
-        self._optimizing += 1  # no threshold seals meanwhile: the merge takes those rows
-        try:
-            for _round in range(8):  # writes racing in may need another round
-                await self._drain_jobs()
-                await self._wait(await self._start_jobs(force=True))
-                if self.engine.mem.optimized(target):
-                    return
-        finally:
-            self._optimizing -= 1
+        async with self._maint:
+            self._optimizing += 1  # no threshold seals meanwhile: the merge takes those rows
+            try:
+                for _round in range(8):  # writes racing in may need another round
+                    await self._drain_jobs()
+                    await self._wait(await self._start_jobs(force=True))
+                    if self.engine.mem.optimized(target):
+                        return
+            finally:
+                self._optimizing -= 1
 
     async def compact(self) -> dict[str, int]:
         """Rebuild segments without rows no retained version sees, then purge
         them from LMDB in small transactions that interleave with writes."""
+        async with self._maint:
+            return await self._compact()
+
+    async def _compact(self) -> dict[str, int]:
         await self._drain_jobs()
         floor = await self._locked(self.engine.compaction_floor)
         threads = os.cpu_count() or 1
@@ -155,6 +162,36 @@ class Writer:
         while await self._locked(purge.step):
             pass
         return {"floor": floor, "rows": purge.rows_deleted, "history": purge.hist_deleted}
+
+    async def reindex(self, changes: dict[str, Any]) -> None:
+        """Rebuild every sealed segment with the index settings ``changes``
+        and publish them and the settings at once (:mod:`.reindex`)."""
+        async with self._maint:
+            self._optimizing += 1  # no threshold seals or merges meanwhile
+            try:
+                await self._drain_jobs()
+                rx = await self._locked(Reindex, self.engine, changes)
+                try:
+                    await self._build_all(rx)
+                    await self._locked(rx.publish)
+                except BaseException:
+                    with trio.CancelScope(shield=True):
+                        await self._locked(rx.abandon)
+                    raise
+            finally:
+                self._optimizing -= 1
+        await self._start_jobs(force=False)  # seals that came due meanwhile
+
+    async def _build_all(self, rx: Reindex) -> None:
+        threads = os.cpu_count() or 1
+        for job in await self._locked(rx.plan, threads):
+            job.done = trio.Event()
+            self._jobs[job.seg_id] = job  # (cancelled if the store closes)
+            try:
+                await trio.to_thread.run_sync(job.build)
+            finally:
+                self._jobs.pop(job.seg_id, None)
+                job.done.set()
 
     async def _drain_jobs(self) -> None:
         while True:

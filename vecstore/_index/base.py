@@ -104,6 +104,15 @@ class Costs:
 
 
 DEFAULT_KIND = "hnswlib"
+DEFAULT_M = 16  # Config.hnsw_m for a new store
+DEFAULT_EF_CONSTRUCTION = 200  # Config.ef_construction for a new store
+
+
+def graph_params(config: Any) -> dict[str, Any]:
+    """``{"m", "ef_construction"}`` from a ``Config`` (None: the defaults)."""
+    m, efc = getattr(config, "hnsw_m", None), getattr(config, "ef_construction", None)
+    return {"m": DEFAULT_M if m is None else int(m),
+            "ef_construction": DEFAULT_EF_CONSTRUCTION if efc is None else int(efc)}
 
 
 def entry_kind(entry: Mapping[str, Any]) -> str:

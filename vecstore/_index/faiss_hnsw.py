@@ -36,7 +36,7 @@ import numpy as np
 from .._errors import CorruptionError
 from .._storage.files import disk_nearly_full
 from .._types import Distance
-from .base import BuildCancelled, Cancelled, Costs, Progress, Vectors, entry_params
+from .base import BuildCancelled, Cancelled, Costs, Progress, Vectors, entry_params, graph_params
 
 CHUNK = 4096  # rows added between two cancel checks
 FMT = 1  # manifest "fmt" of this kind's files
@@ -222,7 +222,7 @@ class FaissKind:
     name = "faiss"
 
     def params(self, config: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"m": config.hnsw_m, "ef_construction": config.ef_construction}
+        out: dict[str, Any] = graph_params(config)
         q = quantization_param(getattr(config, "quantization", None))
         if q is not None:
             out["quantization"] = q

@@ -19,7 +19,7 @@ import numpy as np
 
 from .._storage.files import disk_nearly_full, remove_quietly
 from .._types import Distance
-from .base import BuildCancelled, Cancelled, Progress, Vectors, entry_params
+from .base import BuildCancelled, Cancelled, Progress, Vectors, entry_params, graph_params
 from .hnswfile import GRAPH_FMT, graph_file_size, load_graph, strip
 
 SPACES = {Distance.COSINE: "ip", Distance.DOT: "ip", Distance.EUCLIDEAN: "l2"}
@@ -94,7 +94,7 @@ class HnswlibKind:
     name = "hnswlib"
 
     def params(self, config: Any) -> dict[str, Any]:
-        return {"m": config.hnsw_m, "ef_construction": config.ef_construction}
+        return graph_params(config)
 
     def build(self, vecs: np.ndarray, distance: Distance, params: Mapping[str, Any],
               threads: int, seed: int, cancelled: Cancelled | None = None,
