@@ -25,8 +25,9 @@ def _qdrant_id(rid: str) -> str | int:
 
 def export_rows(snap: Snapshot, fmt: str, text_field: str,
                 progress: Callable[[int, int], Any] | None = None,
-                total: int = 0) -> Iterator[tuple[Any, Any, Any, Any]]:
-    """``(id, vector, metadata, document)`` rows of a snapshot, by id.
+                total: int = 0) -> Iterator[tuple[Any, ...]]:
+    """``(id, vector, metadata, document[, sparse])`` rows of a snapshot, by id
+    (``sparse``, ``{index: weight}``, only for a record that has one).
 
     Chroma gets the text field back out of the metadata as the document;
     the other formats keep the metadata as stored.  Empty metadata is
