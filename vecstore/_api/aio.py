@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from .._engine.engine import Engine
 from .._errors import StoreClosedError
@@ -118,7 +118,7 @@ class _Async:
     async def _arun(self, op: Op[T]) -> T:
         bridge.backend()  # a clear error outside asyncio/trio
         if isinstance(op, Now):
-            return op.value
+            return cast(T, op.value)
         if isinstance(op, Read):
             out = await bridge.to_thread(op.fn, *op.args)
             return AsyncSnapshot(out) if isinstance(out, Snapshot) else out  # type: ignore[return-value]

@@ -20,7 +20,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 
 from .._analysis.duplicates import find_duplicates
 from .._analysis.recommend import recommend
@@ -83,7 +83,7 @@ class Call(Op[T]):
 
 @dataclass
 class Scan(Op[T]):
-    records: Callable[[], Iterator[Record]]
+    records: Callable[[], T]  # an iterator (of records, changes, ...)
     batch_size: int = field(default=1000)
 
 
@@ -189,7 +189,7 @@ class PartitionSpec:
         ``VersionNotRetainedError`` if ``since`` is older than retention."""
         eng = self._h.engine()
         parts = partitions if partitions is not None or self._root else [self._pname]
-        return Scan(lambda: open_changes(eng, since, until, parts), 1000)  # type: ignore[arg-type]
+        return Scan(lambda: open_changes(eng, since, until, parts), 1000)
 
     def explain(self: Scoped, query: QueryLike, k: int | None = None,
                 filter: FilterLike = None,
@@ -383,8 +383,8 @@ def _as_method(fn: Callable[..., Any], method: Callable[..., Any]) -> None:
 def sync_method(fn: Callable[Concatenate[Any, P], Op[T]]) -> Callable[Concatenate[Any, P], T]:
     """A blocking method running ``fn``'s op (see :mod:`.sync`)."""
 
-    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._run(fn(self, *args, **kwargs))  # type: ignore[no-any-return]
+    def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return cast(T, self._run(fn(self, *args, **kwargs)))
 
     _as_method(fn, method)
     return method
@@ -394,8 +394,8 @@ def async_method(fn: Callable[Concatenate[Any, P], Op[T]]
                  ) -> Callable[Concatenate[Any, P], Coroutine[Any, Any, T]]:
     """An awaitable method running ``fn``'s op (see :mod:`.aio`)."""
 
-    async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._arun(fn(self, *args, **kwargs))  # type: ignore[no-any-return]
+    async def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return cast(T, await self._arun(fn(self, *args, **kwargs)))
 
     _as_method(fn, method)
     return method
@@ -405,8 +405,8 @@ def async_iter_method(fn: Callable[Concatenate[Any, P], Op[Iterator[Any]]]
                       ) -> Callable[Concatenate[Any, P], AsyncIterator[Any]]:
     """``scan``, ``changes``: a method returning an async iterator (``async for``)."""
 
-    def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[Record]:
-        return self._aiter(fn(self, *args, **kwargs))  # type: ignore[no-any-return]
+    def method(self: Any, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[Any]:
+        return cast(AsyncIterator[Any], self._aiter(fn(self, *args, **kwargs)))
 
     _as_method(fn, method)
     ret = f"Async{_unwrapped_return(fn)}"  # Iterator[X] -> AsyncIterator[X]

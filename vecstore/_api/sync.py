@@ -9,7 +9,7 @@ writer thread and wait for its answer.  Safe to call from many threads.
 from __future__ import annotations
 
 import os
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._engine.engine import Engine
 from .._errors import StoreClosedError
@@ -47,17 +47,17 @@ class _Sync:
 
     def _run(self, op: Op[T]) -> T:
         if isinstance(op, Read):
-            return op.fn(*op.args)
+            return cast(T, op.fn(*op.args))
         if isinstance(op, Now):
-            return op.value
+            return cast(T, op.value)
         if isinstance(op, Write):
-            return self._h.writer().call(self._h.writer().writer.submit, op.req)
+            return cast(T, self._h.writer().call(self._h.writer().writer.submit, op.req))
         if isinstance(op, Call):
             writer = self._h.writer()
             method = getattr(writer.writer, op.method)
-            return writer.call(method, *op.args)  # type: ignore[no-any-return]
+            return cast(T, writer.call(method, *op.args))
         if isinstance(op, Scan):
-            return op.records()  # type: ignore[return-value]
+            return cast(T, op.records())
         raise TypeError(f"unknown op {op!r}")
 
     # -- plumbing used by migrations and the CLI --------------------------------
