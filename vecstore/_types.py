@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 
@@ -66,7 +66,7 @@ Quantization = Literal["sq8"] | PQConfig | None
 
 def _quantization(q: Any) -> Quantization:
     if q is None or q == "sq8" or isinstance(q, PQConfig):
-        return q  # type: ignore[no-any-return]
+        return cast(Quantization, q)
     if isinstance(q, Mapping):  # a stored config (to_dict)
         return PQConfig(**q)
     raise ConfigMismatchError(

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
+
 U64 = struct.Struct(">Q")
 U32 = struct.Struct(">I")
 U16 = struct.Struct(">H")
@@ -118,8 +120,6 @@ def split_tdocs_key(key: bytes) -> tuple[int, int]:
 def tdocs_value(counts: dict[str, int]) -> bytes:
     """A row's postings: u32 length (terms in the text) · u32 n · n u32 term
     frequencies · the n distinct terms, utf-8, each ended by 0x00."""
-    import numpy as np
-
     return (U32.pack(sum(counts.values())) + U32.pack(len(counts)) +
             np.fromiter(counts.values(), "<u4", len(counts)).tobytes() +
             "".join(t + "\x00" for t in counts).encode("utf-8"))
@@ -127,8 +127,6 @@ def tdocs_value(counts: dict[str, int]) -> bytes:
 
 def split_tdocs_value(raw: bytes | memoryview) -> tuple[int, list[str], list[int]]:
     """(length, distinct terms, their frequencies) of a ``tdocs`` value."""
-    import numpy as np
-
     buf = bytes(raw)
     length, n = U32.unpack_from(buf)[0], U32.unpack_from(buf, 4)[0]
     tfs = np.frombuffer(buf, "<u4", n, 8).tolist()
@@ -139,17 +137,13 @@ def split_tdocs_value(raw: bytes | memoryview) -> tuple[int, list[str], list[int
 # -- sparse: rowid -> u32 count · u32 indices (ascending) · f32 weights (little-endian) -----
 
 
-def sparse_value(indices: "np.ndarray", weights: "np.ndarray") -> bytes:
-    import numpy as np
-
+def sparse_value(indices: np.ndarray, weights: np.ndarray) -> bytes:
     return (U32.pack(len(indices)) + np.asarray(indices, "<u4").tobytes() +
             np.asarray(weights, "<f4").tobytes())
 
 
-def split_sparse_value(raw: bytes | memoryview) -> tuple["np.ndarray", "np.ndarray"]:
+def split_sparse_value(raw: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
     """(indices uint32, weights float32) of a ``sparse`` value."""
-    import numpy as np
-
     n = U32.unpack_from(raw)[0]
     buf = bytes(raw)
     return (np.frombuffer(buf, "<u4", n, 4).astype(np.int64),
