@@ -163,8 +163,8 @@ def test_mmr_and_unsupported_modes(index: VectorStoreIndex) -> None:
                              vector_store_kwargs={"mmr_threshold": 0.3}).retrieve("red cat blue")
     assert ids(mmr)[0] == "n1" and ids(mmr)[1] in ("n3", "n4")
     vs = index.vector_store
-    for mode in ("hybrid", "sparse", "text_search", "semantic_hybrid"):
-        with pytest.raises(NotImplementedError, match="#13"):
+    for mode in ("sparse", "semantic_hybrid"):
+        with pytest.raises(NotImplementedError, match="hybrid or text_search"):
             vs.query(VectorStoreQuery(query_embedding=[1.0] * 8, mode=mode))
     with pytest.raises(NotImplementedError, match="svm"):
         vs.query(VectorStoreQuery(query_embedding=[1.0] * 8, mode=VectorStoreQueryMode.SVM))
@@ -242,3 +242,23 @@ async def test_async_twins(index: VectorStoreIndex) -> None:
     assert sorted(n.node_id for n in await vs.aget_nodes()) == ["n1", "n2", "n4"]
     await vs.aclear()
     assert await vs.aget_nodes() == []
+
+
+def test_text_search_and_hybrid_modes(index: VectorStoreIndex) -> None:
+    """TEXT_SEARCH is BM25 over the node text; HYBRID fuses it with the vector
+    side through vecstore's HybridQuery (the same results as calling it)."""
+    from vecstore import HybridQuery
+
+    vs: VecStoreVectorStore = index.vector_store  # type: ignore[assignment]
+    text = index.as_retriever(similarity_top_k=4, vector_store_query_mode="text_search")
+    got = text.retrieve("fish")
+    assert ids(got) and set(ids(got)) <= {n.node_id for n in NODES if "fish" in n.text}
+    assert vs.client.indexes().get(vs.text_key) == "text"  # created by the first text query
+    emb = Words().get_query_embedding("red cat")
+    res = vs.query(VectorStoreQuery(query_embedding=emb, query_str="slow", similarity_top_k=3,
+                                    mode="hybrid", alpha=0.3))
+    want = vs.client.query(HybridQuery(emb, "slow", k=3, alpha=0.3, text_field=vs.text_key))
+    assert res.ids == [r.id for r in want]
+    assert res.similarities == [r.score for r in want]
+    with pytest.raises(ValueError, match="query_str"):
+        vs.query(VectorStoreQuery(query_embedding=emb, mode="hybrid"))

@@ -28,12 +28,16 @@ A ``BasePydanticVectorStore`` (``stores_text=True``) over a store path
   :class:`~vecstore.FilterError`.  A vecstore filter in any of its forms can
   be given too: ``query(q, filter="year > 2020")`` /
   ``as_retriever(vector_store_kwargs={"filter": ...})`` (ANDed).
-* Query modes: ``DEFAULT`` and ``MMR`` (``mmr_threshold``; candidates:
-  ``mmr_prefetch_k`` or ``mmr_prefetch_factor`` x top k, default 4).
+* Query modes: ``DEFAULT``, ``MMR`` (``mmr_threshold``; candidates:
+  ``mmr_prefetch_k`` or ``mmr_prefetch_factor`` x top k, default 4),
+  ``TEXT_SEARCH`` (BM25 over the node text) and ``HYBRID`` (dense + BM25
+  fused by vecstore's ``HybridQuery``, ``query.alpha`` weighing the vector
+  side, default 0.5; scores are the fused ones).  The first text query of a
+  writable store without a text index on ``text_key`` creates one.
   Similarities are the store's cosine similarity or dot product, or
   ``1 / (1 + distance)`` for Euclidean stores (higher is closer in all).
-  Hybrid, sparse and text-search modes wait for vecstore's BM25 search
-  (issue #13) and raise ``NotImplementedError``.
+  Sparse and semantic-hybrid modes raise ``NotImplementedError``
+  (:class:`~vecstore.UnsupportedOperationError`).
 * The async twins run the store calls in worker threads (anyio).
 """
 
@@ -64,6 +68,7 @@ from . import (
     Config,
     Distance,
     FilterError,
+    HybridQuery,
     InvalidArgumentError,
     InvalidArgumentTypeError,
     PartitionView,
@@ -78,8 +83,8 @@ __all__ = ["DEFAULT_TEXT_KEY", "VecStoreVectorStore", "to_vecstore_filter"]
 
 DEFAULT_TEXT_KEY = "text"
 T = TypeVar("T")
-_HYBRID_MODES = {VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.SPARSE,
-                 VectorStoreQueryMode.TEXT_SEARCH, VectorStoreQueryMode.SEMANTIC_HYBRID}
+_MODES = {VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR,
+          VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH}
 _CMP = {FilterOperator.EQ: "$eq", FilterOperator.GT: "$gt", FilterOperator.GTE: "$gte",
         FilterOperator.LT: "$lt", FilterOperator.LTE: "$lte"}
 
@@ -317,25 +322,25 @@ class VecStoreVectorStore(BasePydanticVectorStore):
         return 1.0 / (1.0 + score) if self._distance is Distance.EUCLIDEAN else float(score)
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """The ``similarity_top_k`` nearest nodes (mode DEFAULT or MMR) that
-        pass ``query.filters``, ``doc_ids``, ``node_ids`` and ``filter=``."""
+        """The ``similarity_top_k`` best nodes that pass ``query.filters``,
+        ``doc_ids``, ``node_ids`` and ``filter=``: nearest (DEFAULT), diverse
+        (MMR), BM25 on the node text (TEXT_SEARCH) or both fused (HYBRID,
+        ``query.alpha`` weighing the vector side; vecstore's ``HybridQuery``)."""
         mode = VectorStoreQueryMode(query.mode)
-        if mode in _HYBRID_MODES:
+        if mode not in _MODES:
             raise UnsupportedOperationError(
-                f"query mode {mode.value!r} needs keyword (BM25) search, which vecstore "
-                f"does not have yet (issue #13, hybrid search); use the default or mmr mode")
-        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
-            raise UnsupportedOperationError(
-                f"query mode {mode.value!r} is not supported by "
-                f"VecStoreVectorStore; use the default or mmr mode")
-        if query.query_embedding is None:
-            raise InvalidArgumentError(
-                "VecStoreVectorStore needs query.query_embedding (an embedding "
-                "model on the index or retriever)")
+                f"query mode {mode.value!r} is not supported by VecStoreVectorStore; use "
+                f"default, mmr, hybrid or text_search")
         flt = _all_of(to_vecstore_filter(query.filters),
                       {"ref_doc_id": {"$in": list(query.doc_ids)}} if query.doc_ids else None,
                       {"$hasid": list(query.node_ids)} if query.node_ids else None,
                       kwargs.get("filter"))
+        if mode in (VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH):
+            return self._text_query(query, mode, flt)
+        if query.query_embedding is None:
+            raise InvalidArgumentError(
+                "VecStoreVectorStore needs query.query_embedding (an embedding "
+                "model on the index or retriever)")
         k = query.similarity_top_k
         if mode == VectorStoreQueryMode.DEFAULT:
             hits = self._view.query(query.query_embedding, k=k, filter=flt, ef=kwargs.get("ef"))
@@ -353,6 +358,33 @@ class VecStoreVectorStore(BasePydanticVectorStore):
         return VectorStoreQueryResult(nodes=[self._node(h) for h in hits],
                                       similarities=[self._similarity(h.score) for h in hits],
                                       ids=[h.id for h in hits])
+
+    def _text_query(self, query: VectorStoreQuery, mode: VectorStoreQueryMode,
+                    flt: Any) -> VectorStoreQueryResult:
+        if not query.query_str:
+            raise InvalidArgumentError(f"query mode {mode.value!r} needs query.query_str")
+        vec = query.query_embedding if mode == VectorStoreQueryMode.HYBRID else None
+        if mode == VectorStoreQueryMode.HYBRID and vec is None:
+            raise InvalidArgumentError(
+                "hybrid mode needs query.query_embedding as well (an embedding model)")
+        self._ensure_text_index()
+        alpha = 0.5 if query.alpha is None else float(query.alpha)
+        hits = self._view.query(HybridQuery(vec, query.query_str, k=query.similarity_top_k,
+                                            alpha=alpha, filter=flt, text_field=self.text_key))
+        return VectorStoreQueryResult(nodes=[self._node(h) for h in hits],
+                                      similarities=[float(h.score) for h in hits],
+                                      ids=[h.id for h in hits])
+
+    def _ensure_text_index(self) -> None:
+        """A BM25 index on the node text: the store's, or created (one backfill
+        transaction) by the first text query of a writable store."""
+        if self._store.indexes().get(self.text_key) == "text":
+            return
+        if self._store.read_only:
+            raise InvalidArgumentError(
+                f"text search needs a text index on {self.text_key!r}; create it with "
+                f"store.create_index({self.text_key!r}, 'text') from the writer")
+        self._store.create_index(self.text_key, "text")
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         return await _in_thread(self.query, query, **kwargs)
