@@ -103,6 +103,28 @@ def test_round_trip_is_bit_identical_and_graph_only(tmp_path: Path) -> None:
         KIND.load(path, Distance.COSINE, 128, 2999, {"fmt": 1, "params": PARAMS}, vectors)
 
 
+@pytest.mark.parametrize("quant", [None, "sq8"])
+def test_scans_run_on_the_calling_thread_alone(quant: object) -> None:
+    """A subset scan / code decode runs with one OpenMP thread (a team on a
+    busy box costs milliseconds now and then) and leaves the caller's
+    setting as it was."""
+    import faiss
+
+    vecs = prepare(_data(500, 16), Distance.COSINE)
+    params = KIND.params(Config(quantization=quant))  # type: ignore[arg-type]
+    index = KIND.build(vecs, Distance.COSINE, params, threads=1, seed=0)
+    faiss.omp_set_num_threads(2)
+    try:
+        pos = np.arange(0, 500, 7)
+        got = index.scan(vecs[3], pos)
+        if quant is None:
+            np.testing.assert_allclose(got, 1.0 - vecs[pos] @ vecs[3], rtol=1e-5, atol=1e-5)
+        assert index.rows(pos).shape == (pos.size, 16)
+        assert faiss.omp_get_max_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
+
+
 def test_extend_keeps_the_base() -> None:
     vecs = prepare(_data(3000, 16, 4), Distance.EUCLIDEAN)
     base = KIND.build(vecs[:2000], Distance.EUCLIDEAN, PARAMS, threads=1, seed=1)

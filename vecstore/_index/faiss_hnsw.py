@@ -18,16 +18,19 @@ are always exact.
 
 A published index is never mutated: each search passes its own
 ``SearchParametersHNSW`` (efSearch, and an ``IDSelectorBitmap`` over the
-eligible labels), and faiss searches are read-only.  One query never starts
-OpenMP threads (faiss parallelises over queries); builds use the threads
-given, set for the building thread only (OpenMP's setting is per thread).
+eligible labels), and faiss searches are read-only.  One query's HNSW
+search starts no OpenMP threads (faiss parallelises over queries); scans of
+a subset and code decoding would, so they run with one (``_one_thread``);
+builds use the threads given, set for the building thread only (OpenMP's
+setting is per thread).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import faiss as _faiss
@@ -137,7 +140,8 @@ class FaissIndex:
             pos = np.ascontiguousarray(pos, np.int64)
             q = np.ascontiguousarray(q, np.float32)
             out = np.empty(pos.size, np.float32)
-            self._storage.compute_distance_subset(1, _sp(q), pos.size, _sp(out), _sp(pos))
+            with _one_thread():
+                self._storage.compute_distance_subset(1, _sp(q), pos.size, _sp(out), _sp(pos))
         else:
             vecs = self.rows(pos)
             if not self._ip:
@@ -151,7 +155,8 @@ class FaissIndex:
         float32 index, decoded codes otherwise): a scan in RAM."""
         if self.exact:
             return self._codes[pos].view(np.float32)
-        return self._storage.sa_decode(np.ascontiguousarray(self._codes[pos]))
+        with _one_thread():
+            return self._storage.sa_decode(np.ascontiguousarray(self._codes[pos]))
 
     def write(self, path: str) -> None:
         flags = faiss.IO_FLAG_SKIP_STORAGE if self.exact else 0
@@ -171,6 +176,20 @@ class FaissIndex:
 
     def manifest(self) -> dict[str, Any]:
         return {"fmt": FMT}
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run a faiss call on the calling thread alone.  An OpenMP team on a
+    busy machine turns a 4 us scan of 30 rows into milliseconds now and
+    then (measured: mean 352 us, p99 8 ms with 2 threads on a loaded 2-core
+    box; 3 us with 1), and a query is one thread's work anyway."""
+    prev = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(prev)
 
 
 def _add_in_chunks(raw: Any, vecs: np.ndarray, threads: int, cancelled: Cancelled | None,

@@ -25,7 +25,7 @@ def segment_mask(seg: Segment, flt: Filter, version: int, indexes: Mapping[Any, 
     n = seg.n
     rowids = seg.rowids
     dicts = {p: ix.fd for p, ix in indexes.items()}
-    base = visible(seg.born[:n], seg.died[:n], version)
+    base = None if seg.all_visible(version) else visible(seg.born[:n], seg.died[:n], version)
     ids = id_masks(reader, seg, version) if flt.uses_ids else None  # HAS_ID
     return eligible(flt, seg.cols, dicts, n, lambda p: reader.metadata(int(rowids[p])), base,
                     ids)

@@ -97,13 +97,19 @@ class GrowingView:
             return self.n
         return int(visible(self.born[: self.n], self.died[: self.n], version).sum())
 
-    def eligible(self, version: int, mask: np.ndarray | None) -> np.ndarray | None:
-        """Boolean mask of rows to consider, or None for all n rows."""
+    def all_visible(self, version: int) -> bool:
         n = self.n
-        if mask is None and self.n_dead == 0 and n and self.born[n - 1] <= version:
+        return self.n_dead == 0 and (n == 0 or self.born[n - 1] <= version)
+
+    def eligible(self, version: int, mask: np.ndarray | None) -> np.ndarray | None:
+        """Boolean mask of rows to consider, or None for all n rows
+        (``mask``: rows visible and matching, as ``segment_mask`` gives)."""
+        n = self.n
+        if mask is not None:
+            return mask[:n]
+        if self.all_visible(version):
             return None
-        vis = visible(self.born[:n], self.died[:n], version)
-        return vis if mask is None else vis & mask[:n]
+        return visible(self.born[:n], self.died[:n], version)
 
     def search(self, q: np.ndarray, k: int, ef: int, version: int, distance: Distance,
                mask: np.ndarray | None = None) -> Hits:
@@ -233,7 +239,10 @@ class SealedSegment:
     def count_visible(self, version: int) -> int:
         if self.invisible_upper(version) == 0:
             return self.n
-        return int(visible(self.born, self.died, version).sum())
+        return int(np.count_nonzero(visible(self.born, self.died, version)))
+
+    def all_visible(self, version: int) -> bool:
+        return self.invisible_upper(version) == 0
 
     def exact(self, q: np.ndarray, k: int, distance: Distance, elig: np.ndarray,
               fetch: Fetch) -> Hits:
@@ -275,17 +284,18 @@ class SealedSegment:
 
     def search(self, q: np.ndarray, k: int, ef: int, version: int, distance: Distance,
                fetch: Fetch, mask: np.ndarray | None = None, force_exact: bool = False) -> Hits:
-        """Best ``k`` rows visible at ``version`` (and in ``mask``)."""
+        """Best ``k`` rows visible at ``version`` (or in ``mask``: rows
+        visible and matching, as ``segment_mask`` gives)."""
         n = self.n
-        inv = self.invisible_upper(version)
-        if mask is None and inv == 0 and not force_exact:
-            got = self._knn(q, k, ef)
-            if got is not None:
-                return self._take(got[0], got[1], k, q, distance, fetch)
-        elig = visible(self.born, self.died, version)
-        if mask is not None:
-            elig &= mask
-        m = int(elig.sum())
+        if mask is None:
+            if not force_exact and self.all_visible(version):
+                got = self._knn(q, k, ef)
+                if got is not None:
+                    return self._take(got[0], got[1], k, q, distance, fetch)
+            elig = visible(self.born, self.died, version)
+        else:
+            elig = mask
+        m = int(np.count_nonzero(elig))
         how, width, _us = ("exact", m, 0.0) if force_exact or m <= k else \
             plan(self.index, m, n, k, ef)
         if how == "exact":
