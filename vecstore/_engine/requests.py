@@ -16,7 +16,6 @@ from .._errors import InvalidArgumentError, InvalidArgumentTypeError, InvalidMet
 from .._filter.core import parse_filter
 from .._metaindex.columns import path_of
 from .._metaindex.indexing import check_kind
-from .ops import CreateIndex, Delete, DeleteWhere, DropPartition, Upsert
 from .._validate import (
     as_matrix,
     as_vector,
@@ -28,6 +27,7 @@ from .._validate import (
     dedupe_last,
     encode_metadata,
 )
+from .ops import CreateIndex, Delete, DeleteWhere, DropPartition, Upsert
 
 if TYPE_CHECKING:
     from .engine import Engine

@@ -279,7 +279,7 @@ class Snapshot:
         with self._reader() as txn:
             reader = Reader(self._engine.storage, txn, zero_copy=True)
             hits: list[Hits] = []
-            tally = [0, 0]  # rows matching, rows visible: what explain() counts
+            tally: list[Any] = [0, 0]  # rows matching, rows visible (+ an index): for explain()
             for name in names:
                 ps = state.parts.get(name)
                 if ps is not None:
@@ -303,7 +303,7 @@ class Snapshot:
         return out
 
     def _search_part(self, ps: PartState, vec: np.ndarray, k: int, ef: int,
-                     flt: Filter | None, reader: Reader, tally: list[int]) -> Hits:
+                     flt: Filter | None, reader: Reader, tally: list[Any]) -> Hits:
         """Best ``k`` of one partition; adds its matching and visible row
         counts to ``tally`` (for the strategy the metrics count)."""
         v = self._version
