@@ -212,9 +212,12 @@ def test_llama_index_adapter(store: VecStore) -> None:
     bad = TextNode(id_="n", text="t", metadata={"text": "clash"}, embedding=[1.0] * DIM)
     raises(ValueError, InvalidArgumentError, vs.add, [bad])
     raises(ValueError, InvalidArgumentError, vs.query, VectorStoreQuery(similarity_top_k=1))
-    for mode in (VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.SVM):
+    for mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.SVM):
         q = VectorStoreQuery(query_embedding=[1.0] * DIM, similarity_top_k=1, mode=mode)
         raises(NotImplementedError, UnsupportedOperationError, vs.query, q)
+    hybrid = VectorStoreQuery(query_embedding=[1.0] * DIM, similarity_top_k=1,
+                              mode=VectorStoreQueryMode.HYBRID)  # (no query_str)
+    raises(ValueError, InvalidArgumentError, vs.query, hybrid)
 
 
 # -- no bare builtin raise in the source ---------------------------------------------------
