@@ -35,9 +35,12 @@ from typing import Any
 
 import numpy as np
 
-STOP = set("a an and are as at be but by for if in into is it no not of on or such that the "
-           "their then there these they this to was will with from your you can using use "
-           "based via its".split())
+STOP = {
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
+    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
+    "these", "they", "this", "to", "was", "will", "with", "from", "your", "you", "can",
+    "using", "use", "based", "via", "its",
+}
 
 
 def _df(terms: list[list[str]]) -> Counter[str]:

@@ -89,7 +89,7 @@ class MiniLM:
         for i in range(6):
             p = f"encoder.layer.{i}."
 
-            def lin(z: np.ndarray, name: str) -> np.ndarray:
+            def lin(z: np.ndarray, name: str, p: str = p) -> np.ndarray:
                 return z @ w[p + name + ".weight"].T + w[p + name + ".bias"]
 
             q = lin(x, "attention.self.query").reshape(n, t, h, dh).transpose(0, 2, 1, 3)

@@ -24,8 +24,9 @@ import tempfile
 import time
 from typing import Any
 
-import _anchors as A
 import numpy as np
+
+import _anchors as A
 from _common import (
     Target,
     add_output_args,
@@ -40,7 +41,6 @@ from _common import (
     recall,
     write_json,
 )
-
 from vecstore import Config, PQConfig, VecStore
 from vecstore._index.stats import index_stats
 

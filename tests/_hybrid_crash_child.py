@@ -12,8 +12,10 @@ import sys
 
 import numpy as np
 
-WORDS = ("vector database embedded crash safe rust python search index text query "
-         "fusion sparse dense sqlite lmdb kernel").split()
+WORDS = [
+    "vector", "database", "embedded", "crash", "safe", "rust", "python", "search", "index",
+    "text", "query", "fusion", "sparse", "dense", "sqlite", "lmdb", "kernel"
+]
 POOL = 200
 
 

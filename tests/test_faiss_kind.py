@@ -207,7 +207,7 @@ def test_store_end_to_end(tmp_path: Path, quant: object) -> None:
         for q in queries[:10]:
             res = s.query(q, k=10, filter="g = 3")
             assert len(res) == 10 and all(int(r.id) % 10 == 3 for r in res)
-        files = [f for f in os.listdir(tmp_path / "s" / "segments")]
+        files = list(os.listdir(tmp_path / "s" / "segments"))
         size = sum(os.path.getsize(tmp_path / "s" / "segments" / f) for f in files)
         if quant is None:
             assert size < 0.5 * 6000 * dim * 4  # vectors stored once

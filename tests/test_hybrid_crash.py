@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from test_hybrid_model import bm25
 
 from vecstore import HybridQuery, VecStore
 from vecstore.cli.check import check_store
-
-from test_hybrid_model import bm25
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = Path(__file__).resolve().parent / "_hybrid_crash_child.py"

@@ -74,7 +74,7 @@ def dot(model: dict[str, Rec], q: dict[int, float]) -> dict[str, float]:
 def check(view, model: dict[str, Rec], rng: np.random.Generator) -> None:
     n = max(1, len(model))
     for _ in range(3):
-        words = rng.choice(WORDS + ["omega"], size=int(rng.integers(1, 4))).tolist()
+        words = rng.choice([*WORDS, "omega"], size=int(rng.integers(1, 4))).tolist()
         query = " ".join(words)
         got = {r.id: r.score for r in view.query(HybridQuery(None, query, k=n))}
         want = bm25(model, query)

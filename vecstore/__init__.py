@@ -13,16 +13,26 @@ from ._api.aio import (
     AsyncVecStore,
     AsyncVersionedStore,
 )
+from ._api.sync import PartitionedStore, PartitionView, VecStore, VersionedStore
 from ._errors import *  # noqa: F403
 from ._errors import __all__ as _error_names
 from ._metrics.recorder import Histogram, Metrics
 from ._query.plan import QueryPlan
 from ._query.snapshot import Snapshot
-from ._api.sync import PartitionedStore, PartitionView, VecStore, VersionedStore
-from ._types import Change, Config, Distance, Query, Record, RecordVersion, Result, Stats
-from ._types import VersionInfo
-from ._types import PQConfig
-from ._types import HybridQuery, TextIndex
+from ._types import (
+    Change,
+    Config,
+    Distance,
+    HybridQuery,
+    PQConfig,
+    Query,
+    Record,
+    RecordVersion,
+    Result,
+    Stats,
+    TextIndex,
+    VersionInfo,
+)
 
 __version__ = "0.1.0"
 

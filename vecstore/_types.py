@@ -366,7 +366,8 @@ class HybridQuery:
                 not 0.0 <= alpha <= 1.0:
             raise InvalidArgumentError(f"alpha must be a number in [0, 1], got {alpha!r}")
         if fusion not in FUSIONS:
-            raise InvalidArgumentError(f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
+            raise InvalidArgumentError(
+                f"fusion must be one of {', '.join(FUSIONS)}; got {fusion!r}")
         if text is not None and sparse is not None:
             raise InvalidArgumentError("give text or sparse, not both")
         if vector is None and text is None and sparse is None:

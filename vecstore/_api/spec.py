@@ -17,8 +17,15 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
-from collections.abc import Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 
@@ -36,9 +43,9 @@ from .._engine.versions import (
 )
 from .._filter.core import Filter
 from .._metrics.recorder import Metrics
+from .._query.changes import open_changes
 from .._query.plan import QueryPlan
 from .._query.snapshot import DEFAULT, QueryLike, Snapshot, make_query
-from .._query.changes import open_changes
 from .._query.views import open_snapshot, record_history
 from .._types import Change, Record, RecordVersion, Result, Stats, VersionInfo
 from .._validate import check_partition

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 
 def _message(message: Any) -> str | None:
     if message is not None and not isinstance(message, str):
-        raise InvalidArgumentTypeError(f"message must be a str or None, got {type(message).__name__}")
+        raise InvalidArgumentTypeError(
+            f"message must be a str or None, got {type(message).__name__}")
     return message
 
 
@@ -72,7 +73,8 @@ def upsert_many(engine: Engine, partition: str, items: Iterable[Any] | None, ids
         rows = [tuple(item) for item in items]
         for r in rows:
             if not 2 <= len(r) <= 3:
-                raise InvalidArgumentTypeError("each item must be (id, vector) or (id, vector, metadata)")
+                raise InvalidArgumentTypeError(
+                    "each item must be (id, vector) or (id, vector, metadata)")
         ids = [r[0] for r in rows]
         vectors = [np.asarray(r[1]) if not isinstance(r[1], np.ndarray) else r[1] for r in rows]
         metadata = [r[2] if len(r) == 3 else None for r in rows]

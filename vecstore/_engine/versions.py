@@ -21,11 +21,11 @@ import numpy as np
 
 from .._errors import InvalidArgumentError, InvalidArgumentTypeError, VersionNotRetainedError
 from .._metaindex.textstore import read_sparse
-from .._storage.records import decode_row, row_meta_cbor
 from .._storage.env import Storage
 from .._storage.keys import hist_prefix, k64, pid_prefix, split_hist_key, u64
-from .._types import RecordVersion, VersionInfo
+from .._storage.records import decode_row, row_meta_cbor
 from .._storage.vectors import VectorTable
+from .._types import RecordVersion, VersionInfo
 from .txn import TxnCtx, WriteRequest
 
 DEFAULT_RETENTION: dict[str, Any] = {"versions": 1000, "seconds": None}
@@ -296,7 +296,8 @@ def make_retention(versions: Any, seconds: Any) -> SetRetention:
         raise InvalidArgumentError(f"versions must be a positive int or None, got {versions!r}")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
                                 or not seconds >= 0):
-        raise InvalidArgumentError(f"seconds must be a non-negative number or None, got {seconds!r}")
+        raise InvalidArgumentError(
+            f"seconds must be a non-negative number or None, got {seconds!r}")
     return SetRetention(versions, None if seconds is None else float(seconds))
 
 
@@ -304,5 +305,6 @@ def make_rollback(partition: str | None, version: Any, message: Any) -> Rollback
     if isinstance(version, bool) or not isinstance(version, int):
         raise InvalidArgumentTypeError(f"version must be an int, got {type(version).__name__}")
     if message is not None and not isinstance(message, str):
-        raise InvalidArgumentTypeError(f"message must be a str or None, got {type(message).__name__}")
+        raise InvalidArgumentTypeError(
+            f"message must be a str or None, got {type(message).__name__}")
     return Rollback(partition, version, message)

@@ -17,6 +17,11 @@ import lmdb
 import numpy as np
 
 from .._errors import InvalidArgumentError
+from .._storage.env import Storage
+from .._storage.keys import field_prefix, u64
+from .._storage.records import decode_row
+from .._types import TextIndex
+from .analysis import Analyzer
 from .columns import (
     KINDS,
     MAX_STR,
@@ -28,11 +33,6 @@ from .columns import (
     lookup_path,
     path_of,
 )
-from .._storage.records import decode_row
-from .._storage.env import Storage
-from .._storage.keys import field_prefix, u64
-from .._types import TextIndex
-from .analysis import Analyzer
 from .text import SPARSE, SPARSE_FIELD, TEXT, TermColumn, TermDict, TextSpec, build_term_column
 from .textstore import analyze, drop_text, load_sparse, load_text, write_text
 

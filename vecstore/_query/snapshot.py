@@ -256,7 +256,7 @@ class Snapshot:
         if isinstance(query, HybridQuery):  # dense + BM25/sparse, fused: _query/hybrid.py
             return hybrid.run(self, hybrid.with_args(query, k, filter, partitions), query_vector)
         t0 = time.perf_counter()
-        if isinstance(query, Query) or k is not None and not isinstance(k, int) or \
+        if isinstance(query, Query) or (k is not None and not isinstance(k, int)) or \
                 ef is not None or partitions is not None:
             q = make_query(query, k, filter, ef, include_vectors, partitions)
             raw, k, filter, ef = q.vector, q.k, q.filter, q.ef

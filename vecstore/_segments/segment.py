@@ -212,8 +212,18 @@ class GrowingSegment:
 class SealedSegment:
     """An immutable ANN index plus its row columns (``died`` aside)."""
 
-    __slots__ = ("seg_id", "pid", "index", "rowids", "born", "died", "n", "n_dead", "file",
-                 "cols")
+    __slots__ = (
+        "born",
+        "cols",
+        "died",
+        "file",
+        "index",
+        "n",
+        "n_dead",
+        "pid",
+        "rowids",
+        "seg_id",
+    )
 
     def __init__(self, seg_id: int, pid: int, index: AnnIndex, rowids: np.ndarray,
                  born: np.ndarray, died: np.ndarray, file: str) -> None:
