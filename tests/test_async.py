@@ -181,3 +181,30 @@ async def test_async_scan_loses_nothing_at_batch_boundaries(tmp_path: Path) -> N
                 [f"{i:04d}" for i in range(25)], size
             snap = await store.snapshot()
             assert len([r async for r in snap.scan(batch_size=size)]) == 25
+
+
+def test_a_store_left_open_when_the_loop_ends_is_closed_at_exit(tmp_path: Path) -> None:
+    """asyncio.run() ends with the store neither closed nor left by `async with`:
+    the process still exits promptly, with every acknowledged write on disk and
+    the writer lock released."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import asyncio
+        from vecstore import AsyncVecStore, Config
+
+        async def main():
+            store = await AsyncVecStore.open({str(tmp_path / "left.db")!r}, Config(dim=3))
+            await asyncio.gather(*(store.upsert(str(i), [1, 2, i + 1]) for i in range(50)))
+            print("acknowledged", store.version, flush=True)
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "acknowledged" in out.stdout and "Traceback" not in out.stderr
+    with VecStore.open(tmp_path / "left.db") as s:  # the lock was released
+        assert len(s) == 50

@@ -123,8 +123,7 @@ class _Async:
             out = await bridge.to_thread(op.fn, *op.args)
             return AsyncSnapshot(out) if isinstance(out, Snapshot) else out  # type: ignore[return-value]
         if isinstance(op, Write):
-            loop = self._h.writer()
-            return await bridge.wait(loop.submit(loop.writer.submit, op.req))
+            return cast(T, await bridge.wait(self._h.writer().write(op.req)))
         if isinstance(op, Call):
             loop = self._h.writer()
             return await bridge.wait(loop.submit(getattr(loop.writer, op.method), *op.args))

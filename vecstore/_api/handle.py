@@ -11,16 +11,19 @@ runs on any event loop.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import trio
 
 from .._engine.engine import Engine
+from .._engine.ops import WriteRequest
 from .._engine.writer import Writer
 from .._errors import ReadOnlyError, StoreClosedError
 from .._types import Config
@@ -103,6 +106,38 @@ class WriterThread:
             _fail(fut, StoreClosedError("the store is closed"))
         return fut
 
+    def write(self, req: WriteRequest) -> concurrent.futures.Future[Any]:
+        """Put a write request in the writer's mailbox; its future answers (the
+        version, or the request's error).  No task per request: the writer
+        completes the future itself when it answers the group."""
+        if self._token is None or not self._thread.is_alive():
+            raise StoreClosedError("the store is closed")
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        fut.set_running_or_notify_cancel()
+
+        def done(result: Any) -> None:
+            if fut.done():
+                return
+            if isinstance(result, BaseException):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+        def post() -> None:
+            try:
+                self.writer.post(req, done)
+            except BaseException as exc:  # closed meanwhile
+                _fail(fut, exc)
+
+        with self._lock:
+            self._pending.add(fut)
+        fut.add_done_callback(self._forget)
+        try:
+            self._token.run_sync_soon(post)
+        except trio.RunFinishedError:
+            _fail(fut, StoreClosedError("the store is closed"))
+        return fut
+
     def _forget(self, fut: concurrent.futures.Future[Any]) -> None:
         with self._lock:
             self._pending.discard(fut)
@@ -140,6 +175,7 @@ class Handle:
         self._engine: Engine | None = engine
         self.path = engine.storage.path
         self.read_only = read_only
+        _OPEN.add(self)
 
     @property
     def closed(self) -> bool:
@@ -165,6 +201,23 @@ class Handle:
         eng, self._engine = self._engine, None
         if eng is None:
             return
+        _OPEN.discard(self)
         if self.loop is not None:
             self.loop.close()
         eng.close()
+
+
+# Stores still open when the interpreter exits (an async store whose event loop
+# ended without ``async with`` or ``close()``, a script that forgot ``close()``)
+# are closed then: their writers answer what was sent and stop, and LMDB is
+# closed, rather than daemon threads being cut off mid-call.
+_OPEN: weakref.WeakSet[Handle] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    for handle in list(_OPEN):
+        try:
+            handle.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            log.exception("closing %s at exit failed", handle.path)

@@ -51,7 +51,7 @@ class _Sync:
         if isinstance(op, Now):
             return cast(T, op.value)
         if isinstance(op, Write):
-            return cast(T, self._h.writer().call(self._h.writer().writer.submit, op.req))
+            return cast(T, self._h.writer().write(op.req).result())
         if isinstance(op, Call):
             writer = self._h.writer()
             method = getattr(writer.writer, op.method)

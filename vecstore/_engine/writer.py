@@ -36,12 +36,24 @@ BACKGROUND_NICE = 10  # added to a background build thread's nice value (Linux)
 
 
 class _Pending:
-    __slots__ = ("event", "req", "result")
+    """A request in the mailbox, answered through its event (``submit``) or
+    its callback (``post``, called on the writer's loop)."""
 
-    def __init__(self, req: WriteRequest) -> None:
+    __slots__ = ("done", "event", "req", "result")
+
+    def __init__(self, req: WriteRequest, done: Callable[[Any], None] | None = None) -> None:
         self.req = req
-        self.event = trio.Event()
+        self.done = done
+        self.event = trio.Event() if done is None else None
         self.result: Any = None
+
+    def answer(self, result: Any) -> None:
+        if self.done is not None:
+            self.done(result)
+        else:
+            self.result = result
+            assert self.event is not None
+            self.event.set()
 
 
 def _run_background(fn: Callable[[], None]) -> None:
@@ -109,14 +121,23 @@ class Writer:
                     results = [exc] * len(batch)
                 self.engine.metrics.answered(results)
                 for p, r in zip(batch, results):
-                    p.result = r
-                    p.event.set()
+                    p.answer(r)
                 await self._start_jobs(force=False)
 
     async def _locked(self, fn: Callable[..., T], *args: Any) -> T:
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     # -- API ---------------------------------------------------------------------
+
+    def post(self, req: WriteRequest, done: Callable[[Any], None]) -> None:
+        """Put ``req`` in the mailbox; ``done(result or exception)`` is called
+        on the writer's loop once it is answered.  Call on the writer's loop."""
+        if self.closed:
+            raise StoreClosedError("the store is closed")
+        try:
+            self._send.send_nowait(_Pending(req, done))
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise StoreClosedError("the store is closed") from None
 
     async def submit(self, req: WriteRequest) -> Any:
         if self.closed:
@@ -126,6 +147,7 @@ class Writer:
             self._send.send_nowait(p)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise StoreClosedError("the store is closed") from None
+        assert p.event is not None
         await p.event.wait()
         if isinstance(p.result, BaseException):
             raise p.result
