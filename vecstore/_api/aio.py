@@ -18,8 +18,6 @@ import os
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, Generic, TypeVar, cast
 
-from .._engine.engine import Engine
-from .._errors import StoreClosedError
 from .._query.snapshot import DEFAULT, Snapshot
 from .._types import Config, Record
 from .._validate import check_partition
@@ -27,12 +25,14 @@ from . import bridge
 from .handle import Handle
 from .spec import (
     Call,
+    Facade,
     Now,
     Op,
     PartitionedSpec,
     PartitionSpec,
     Read,
     Scan,
+    StoreFacade,
     StoreSpec,
     VersionedSpec,
     Write,
@@ -108,7 +108,7 @@ class AsyncSnapshot:
         return f"<Async{repr(self.sync)[1:]}"
 
 
-class _Async:
+class _Async(Facade):
     """Awaits ops: reads in worker threads, writes through the writer thread."""
 
     _h: Handle
@@ -135,30 +135,15 @@ class _Async:
 
     # -- plumbing used by migrations -------------------------------------------------
 
-    def _engine_checked(self) -> Engine:
-        return self._h.engine()
 
-    @property
-    def _engine(self) -> Engine | None:
-        """The engine, or None once closed (for tests and tools that look inside)."""
-        return self._h._engine
 
-    def _writable(self) -> Engine:
-        return self._h.writable()
 
     async def _submit(self, req: Any) -> Any:
         return await self._arun(Write(req))
 
     # -- the partition-scoped API ---------------------------------------------------
 
-    @property
-    def name(self) -> str:
-        return self._pname
 
-    @property
-    def version(self) -> int:
-        """The latest committed version."""
-        return self._h.engine().state.version
 
     snapshot = async_method(PartitionSpec.snapshot)
     history = async_method(PartitionSpec.history)
@@ -191,7 +176,7 @@ class AsyncPartitionView(_Async):
         return f"<AsyncPartitionView {self._pname!r} of {self._h.path!r}>"
 
 
-class AsyncVecStore(_Async):
+class AsyncVecStore(_Async, StoreFacade):
     """Async twin of :class:`~vecstore.VecStore`, for asyncio and trio.
 
     ``async with AsyncVecStore.open(path, config) as store: ...`` (or
@@ -232,19 +217,11 @@ class AsyncVecStore(_Async):
     refresh = async_method(StoreSpec.refresh)
     backup = async_method(StoreSpec.backup)
 
-    @property
-    def commits(self) -> int:
-        """Write transactions committed since open (group commit makes this
-        smaller than the number of write calls)."""
-        return self._h.engine().commits
 
     async def close(self) -> None:
         """Finish the writes already sent, then close (idempotent)."""
         await bridge.to_thread(self._h.close)
 
-    @property
-    def closed(self) -> bool:
-        return self._h.closed
 
     async def __aenter__(self: S) -> S:
         return self
@@ -252,13 +229,6 @@ class AsyncVecStore(_Async):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def __repr__(self) -> str:
-        name = type(self).__name__
-        try:
-            state = f"version {self._h.engine().state.version}"
-        except StoreClosedError:
-            state = "closed"
-        return f"<{name} {self.path!r} {state}>"
 
 
 class AsyncVersionedStore(AsyncVecStore):

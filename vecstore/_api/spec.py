@@ -32,6 +32,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 from .._analysis.duplicates import find_duplicates
 from .._analysis.recommend import recommend
 from .._engine import requests as rq
+from .._engine.engine import Engine
 from .._engine.ops import DropIndex, WriteRequest
 from .._engine.requests import make_create_index
 from .._engine.settings import UNCHANGED, reindex_changes
@@ -41,6 +42,7 @@ from .._engine.versions import (
     make_rollback,
     make_tag,
 )
+from .._errors import StoreClosedError
 from .._filter.core import Filter
 from .._metrics.recorder import Metrics
 from .._query.changes import open_changes
@@ -92,6 +94,59 @@ class Call(Op[T]):
 class Scan(Op[T]):
     records: Callable[[], T]  # an iterator (of records, changes, ...)
     batch_size: int = field(default=1000)
+
+
+class Facade:
+    """What every store facade (sync or async, store or partition view) has
+    besides the spec's methods: its handle, its partition, the plumbing
+    migrations and tools use, and the read-only properties."""
+
+    _h: Handle
+    _pname: str
+    _root: bool
+
+    def _engine_checked(self) -> Engine:
+        return self._h.engine()
+
+    @property
+    def _engine(self) -> Engine | None:
+        """The engine, or None once closed (for tests and tools that look inside)."""
+        return self._h._engine
+
+    def _writable(self) -> Engine:
+        return self._h.writable()
+
+    @property
+    def name(self) -> str:
+        return self._pname
+
+    @property
+    def version(self) -> int:
+        """The latest committed version."""
+        return self._h.engine().state.version
+
+
+class StoreFacade(Facade):
+    """What a whole store (sync or async) adds: its path and state."""
+
+    path: str
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since open (group commit makes this
+        smaller than the number of write calls)."""
+        return self._h.engine().commits
+
+    @property
+    def closed(self) -> bool:
+        return self._h.closed
+
+    def __repr__(self) -> str:
+        try:
+            state = f"version {self._h.engine().state.version}"
+        except StoreClosedError:
+            state = "closed"
+        return f"<{type(self).__name__} {self.path!r} {state}>"
 
 
 class Scoped(Protocol):
@@ -423,6 +478,23 @@ def async_iter_method(fn: Callable[Concatenate[Any, P], Op[Iterator[Any]]]
     return method
 
 
-__all__ = ["DEFAULT", "Call", "FilterLike", "Now", "Op", "PartitionSpec", "PartitionedSpec",
-           "Read", "Scan", "Scoped", "StoreSpec", "VersionedSpec", "Write", "async_iter_method",
-           "async_method", "sync_method"]
+__all__ = [
+    "DEFAULT",
+    "Call",
+    "Facade",
+    "FilterLike",
+    "Now",
+    "Op",
+    "PartitionSpec",
+    "PartitionedSpec",
+    "Read",
+    "Scan",
+    "Scoped",
+    "StoreFacade",
+    "StoreSpec",
+    "VersionedSpec",
+    "Write",
+    "async_iter_method",
+    "async_method",
+    "sync_method",
+]

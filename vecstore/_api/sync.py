@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from typing import Any, TypeVar, cast
 
-from .._engine.engine import Engine
-from .._errors import StoreClosedError
 from .._query.snapshot import DEFAULT, Snapshot
 from .._types import Config
 from .._validate import check_partition
 from .handle import Handle
 from .spec import (
     Call,
+    Facade,
     FilterLike,
     Now,
     Op,
@@ -26,6 +25,7 @@ from .spec import (
     PartitionSpec,
     Read,
     Scan,
+    StoreFacade,
     StoreSpec,
     VersionedSpec,
     Write,
@@ -38,7 +38,7 @@ S = TypeVar("S", bound="VecStore")
 __all__ = ["FilterLike", "PartitionView", "PartitionedStore", "VecStore", "VersionedStore"]
 
 
-class _Sync:
+class _Sync(Facade):
     """Runs ops in the calling thread."""
 
     _h: Handle
@@ -62,30 +62,15 @@ class _Sync:
 
     # -- plumbing used by migrations and the CLI --------------------------------
 
-    def _engine_checked(self) -> Engine:
-        return self._h.engine()
 
-    @property
-    def _engine(self) -> Engine | None:
-        """The engine, or None once closed (for tests and tools that look inside)."""
-        return self._h._engine
 
-    def _writable(self) -> Engine:
-        return self._h.writable()
 
     def _submit(self, req: Any) -> Any:
         return self._run(Write(req))
 
     # -- the partition-scoped API ---------------------------------------------
 
-    @property
-    def name(self) -> str:
-        return self._pname
 
-    @property
-    def version(self) -> int:
-        """The latest committed version."""
-        return self._h.engine().state.version
 
     snapshot = sync_method(PartitionSpec.snapshot)
     history = sync_method(PartitionSpec.history)
@@ -124,7 +109,7 @@ class PartitionView(_Sync):
         return f"<PartitionView {self._pname!r} of {self._h.path!r}>"
 
 
-class VecStore(_Sync):
+class VecStore(_Sync, StoreFacade):
     """An embedded vector store.  Open with :meth:`VecStore.open`."""
 
     def __init__(self, handle: Handle) -> None:
@@ -165,19 +150,11 @@ class VecStore(_Sync):
     refresh = sync_method(StoreSpec.refresh)
     backup = sync_method(StoreSpec.backup)
 
-    @property
-    def commits(self) -> int:
-        """Write transactions committed since open (group commit makes this
-        smaller than the number of write calls)."""
-        return self._h.engine().commits
 
     def close(self) -> None:
         """Finish the writes already sent, then close (idempotent)."""
         self._h.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._h.closed
 
     def __enter__(self: S) -> S:
         return self
@@ -185,13 +162,6 @@ class VecStore(_Sync):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        name = type(self).__name__
-        try:
-            state = f"version {self._h.engine().state.version}"
-        except StoreClosedError:
-            state = "closed"
-        return f"<{name} {self.path!r} {state}>"
 
 
 class VersionedStore(VecStore):
